@@ -1,0 +1,89 @@
+//! The crate's one error type: every failure a user can cause ends up here with a message that
+//! says what was wrong and, where we know it, what to do about it.
+
+/// Everything that can go wrong in zeroshot.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{file} is not valid JSON for this purpose: {message}")]
+    Json { file: &'static str, message: String },
+
+    #[error("model folder {dir} has no {file}")]
+    MissingFile { dir: String, file: &'static str },
+
+    #[error(
+        "model folder {dir} has pytorch_model.bin but no model.safetensors; zeroshot reads only safetensors. \
+         Convert it with `python -c \"from transformers import AutoModelForSequenceClassification as M; \
+         M.from_pretrained('{dir}').save_pretrained('{dir}', safe_serialization=True)\"` or download the \
+         repo's model.safetensors (for typeform/distilbert-base-uncased-mnli it is at revision refs/pr/3)"
+    )]
+    PytorchOnly { dir: String },
+
+    #[error("model folder {dir} has neither tokenizer.json nor vocab.txt")]
+    MissingTokenizer { dir: String },
+
+    #[error("config.json: model_type is {0:?}; zeroshot runs only \"distilbert\" models")]
+    UnsupportedModelType(String),
+
+    #[error("config.json: sinusoidal_pos_embds is true; only learned position embeddings are supported")]
+    SinusoidalPositions,
+
+    #[error("config.json: activation {0:?} is not supported (use \"gelu\" or \"relu\")")]
+    UnsupportedActivation(String),
+
+    #[error("config.json: dim {dim} is not divisible by n_heads {n_heads}")]
+    HeadsDontDivide { dim: usize, n_heads: usize },
+
+    #[error("config.json: {field} must be at least 1")]
+    ZeroSize { field: &'static str },
+
+    #[error(
+        "config.json: no label in label2id starts with \"entail\" (labels: {labels:?}); \
+         a zero-shot classifier needs an NLI model with an entailment label"
+    )]
+    NoEntailmentLabel { labels: Vec<String> },
+
+    #[error("config.json: label2id maps {label:?} to {id}, outside the model's {num_labels} labels")]
+    LabelIdOutOfRange { label: String, id: i64, num_labels: usize },
+
+    #[error("model.safetensors is not a valid safetensors file: {0}")]
+    Safetensors(String),
+
+    #[error("model.safetensors has no tensor {name} (also looked for it without the distilbert. prefix)")]
+    MissingTensor { name: String },
+
+    #[error("tensor {name} has shape {actual:?}, expected {expected:?} from config.json")]
+    TensorShape {
+        name: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+
+    #[error("tensor {name} has dtype {dtype}; supported are F32, F16 and BF16")]
+    TensorDtype { name: String, dtype: String },
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error(
+        "the hypothesis {hypothesis:?} takes {tokens} tokens with [CLS]/[SEP]; it must leave room for the \
+         text within the model's {max_len}-token limit"
+    )]
+    HypothesisTooLong {
+        hypothesis: String,
+        tokens: usize,
+        max_len: usize,
+    },
+
+    #[error("tokenizer produced id {id}, outside the model's vocabulary of {vocab_size}")]
+    TokenIdOutOfRange { id: u32, vocab_size: usize },
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

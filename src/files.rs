@@ -1,0 +1,106 @@
+//! The files of a model folder in the Hugging Face Hub's layout, and the checked checkpoint built
+//! from them. The browser hands us bytes; natively we read a folder.
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::tokenizer::NliTokenizer;
+use crate::weights::{WeightBytes, Weights};
+
+/// The raw bytes of a model folder's files.
+pub struct ModelFiles {
+    pub config_json: Vec<u8>,
+    pub model_safetensors: WeightBytes,
+    pub tokenizer_json: Option<Vec<u8>>,
+    pub vocab_txt: Option<Vec<u8>>,
+    pub tokenizer_config_json: Option<Vec<u8>>,
+}
+
+/// Config, weights and tokenizer of one model, checked against each other.
+pub struct Checkpoint {
+    pub config: Config,
+    pub weights: Weights,
+    pub tokenizer: NliTokenizer,
+}
+
+impl Checkpoint {
+    /// Parses and checks everything; nothing runs before this succeeds.
+    pub fn load(files: ModelFiles) -> Result<Self> {
+        let config = Config::from_json(&files.config_json)?;
+        let tokenizer = NliTokenizer::new(
+            files.tokenizer_json.as_deref(),
+            files.vocab_txt.as_deref(),
+            files.tokenizer_config_json.as_deref(),
+            &config,
+        )?;
+        let weights = Weights::from_safetensors(files.model_safetensors, &config)?;
+        Ok(Checkpoint {
+            config,
+            weights,
+            tokenizer,
+        })
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::error::Error;
+
+    impl ModelFiles {
+        /// Reads a model folder: `config.json`, `model.safetensors`, and `tokenizer.json` or
+        /// `vocab.txt` (+ optional `tokenizer_config.json`).
+        pub fn from_dir(dir: &Path) -> Result<Self> {
+            let shown = dir.display().to_string();
+            let weights_path = dir.join("model.safetensors");
+            if !weights_path.exists() {
+                if dir.join("pytorch_model.bin").exists() {
+                    return Err(Error::PytorchOnly { dir: shown });
+                }
+                return Err(Error::MissingFile {
+                    dir: shown,
+                    file: "model.safetensors",
+                });
+            }
+            if !dir.join("config.json").exists() {
+                return Err(Error::MissingFile {
+                    dir: shown,
+                    file: "config.json",
+                });
+            }
+            let tokenizer_json = read_optional(&dir.join("tokenizer.json"))?;
+            let vocab_txt = read_optional(&dir.join("vocab.txt"))?;
+            if tokenizer_json.is_none() && vocab_txt.is_none() {
+                return Err(Error::MissingTokenizer { dir: shown });
+            }
+            Ok(ModelFiles {
+                config_json: read(&dir.join("config.json"))?,
+                model_safetensors: Arc::new(read(&weights_path)?),
+                tokenizer_json,
+                vocab_txt,
+                tokenizer_config_json: read_optional(&dir.join("tokenizer_config.json"))?,
+            })
+        }
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+        if path.exists() { read(path).map(Some) } else { Ok(None) }
+    }
+}
+
+impl Checkpoint {
+    /// Loads a model folder from disk.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self> {
+        Self::load(ModelFiles::from_dir(dir)?)
+    }
+}

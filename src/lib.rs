@@ -1,0 +1,18 @@
+//! zeroshot: zero-shot text classification with DistilBERT NLI checkpoints
+//! (`typeform/distilbert-base-uncased-mnli` and its kin), in the browser and natively.
+//!
+//! Load path: [`files::ModelFiles`] (bytes of a Hub-layout folder) -> [`files::Checkpoint`]
+//! ([`config::Config`] + [`weights::Weights`] + [`tokenizer::NliTokenizer`]), every part checked
+//! against the others before anything runs.
+
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::{Activation, Config};
+pub use error::{Error, Result};
+pub use files::{Checkpoint, ModelFiles};
+pub use tokenizer::{NliTokenizer, PairEncoding};
+pub use weights::Weights;

@@ -1,0 +1,247 @@
+//! DistilBERT weights from `model.safetensors`. Checkpoint tensor names live here and nowhere
+//! else: one struct per module, fields named after the tensors they hold.
+//!
+//! F32 tensors are borrowed from the loaded file (no copy of the 268 MB buffer) whenever their
+//! bytes are 4-byte aligned; F16/BF16 (and misaligned F32) are converted to owned f32.
+
+use std::sync::Arc;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The bytes of a `model.safetensors` file, shared by every tensor borrowed from it.
+pub type WeightBytes = Arc<Vec<u8>>;
+
+/// One f32 tensor, row-major.
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    data: Data,
+}
+
+enum Data {
+    /// `len` f32 values starting at byte `start` of the file; checked 4-byte aligned at load.
+    Borrowed {
+        bytes: WeightBytes,
+        start: usize,
+        len: usize,
+    },
+    Owned(Vec<f32>),
+}
+
+impl Tensor {
+    /// The values, row-major.
+    pub fn data(&self) -> &[f32] {
+        match &self.data {
+            // Alignment was checked when the tensor was made, and an Arc'd Vec never moves.
+            Data::Borrowed { bytes, start, len } => bytemuck::cast_slice(&bytes[*start..*start + len * 4]),
+            Data::Owned(values) => values,
+        }
+    }
+
+    /// Whether the values are read in place from the file bytes (no copy).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.data, Data::Borrowed { .. })
+    }
+
+    /// An owned tensor; used by tests and synthetic models.
+    pub fn from_vec(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        Tensor {
+            shape,
+            data: Data::Owned(values),
+        }
+    }
+}
+
+/// `nn.Linear`: `weight` is [out, in], `bias` is [out].
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+/// `nn.LayerNorm`: `weight` (gamma) and `bias` (beta), both [dim].
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+/// `distilbert.embeddings`.
+pub struct Embeddings {
+    /// [vocab_size, dim]
+    pub word_embeddings: Tensor,
+    /// [max_position_embeddings, dim]
+    pub position_embeddings: Tensor,
+    /// Checkpoint name `embeddings.LayerNorm`.
+    pub layer_norm: LayerNorm,
+}
+
+/// `distilbert.transformer.layer.{i}.attention`: all four are [dim, dim].
+pub struct MultiHeadSelfAttention {
+    pub q_lin: Linear,
+    pub k_lin: Linear,
+    pub v_lin: Linear,
+    pub out_lin: Linear,
+}
+
+/// `distilbert.transformer.layer.{i}.ffn`: lin1 [hidden_dim, dim], lin2 [dim, hidden_dim].
+pub struct Ffn {
+    pub lin1: Linear,
+    pub lin2: Linear,
+}
+
+/// `distilbert.transformer.layer.{i}`: a post-LN encoder block.
+pub struct TransformerBlock {
+    pub attention: MultiHeadSelfAttention,
+    pub sa_layer_norm: LayerNorm,
+    pub ffn: Ffn,
+    pub output_layer_norm: LayerNorm,
+}
+
+/// All of `DistilBertForSequenceClassification`.
+pub struct Weights {
+    pub embeddings: Embeddings,
+    pub layers: Vec<TransformerBlock>,
+    /// [dim, dim]
+    pub pre_classifier: Linear,
+    /// [num_labels, dim]
+    pub classifier: Linear,
+}
+
+impl Weights {
+    /// Reads and checks every tensor the model needs from a `model.safetensors` buffer.
+    pub fn from_safetensors(bytes: WeightBytes, config: &Config) -> Result<Self> {
+        let file = SafeTensors::deserialize(&bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
+        let loader = Loader { file, bytes: &bytes };
+        let (d, h) = (config.dim, config.hidden_dim);
+        let embeddings = Embeddings {
+            word_embeddings: loader.backbone("embeddings.word_embeddings.weight", &[config.vocab_size, d])?,
+            position_embeddings: loader.backbone(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, d],
+            )?,
+            layer_norm: loader.layer_norm("embeddings.LayerNorm", d)?,
+        };
+        let layers = (0..config.n_layers)
+            .map(|i| loader.block(&format!("transformer.layer.{i}"), d, h))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Weights {
+            embeddings,
+            layers,
+            pre_classifier: loader.head_linear("pre_classifier", d, d)?,
+            classifier: loader.head_linear("classifier", config.num_labels(), d)?,
+        })
+    }
+}
+
+/// Looks tensors up by checkpoint name and checks them against the config.
+struct Loader<'a> {
+    file: SafeTensors<'a>,
+    bytes: &'a WeightBytes,
+}
+
+impl Loader<'_> {
+    fn block(&self, p: &str, d: usize, h: usize) -> Result<TransformerBlock> {
+        Ok(TransformerBlock {
+            attention: MultiHeadSelfAttention {
+                q_lin: self.linear(&format!("{p}.attention.q_lin"), d, d)?,
+                k_lin: self.linear(&format!("{p}.attention.k_lin"), d, d)?,
+                v_lin: self.linear(&format!("{p}.attention.v_lin"), d, d)?,
+                out_lin: self.linear(&format!("{p}.attention.out_lin"), d, d)?,
+            },
+            sa_layer_norm: self.layer_norm(&format!("{p}.sa_layer_norm"), d)?,
+            ffn: Ffn {
+                lin1: self.linear(&format!("{p}.ffn.lin1"), h, d)?,
+                lin2: self.linear(&format!("{p}.ffn.lin2"), d, h)?,
+            },
+            output_layer_norm: self.layer_norm(&format!("{p}.output_layer_norm"), d)?,
+        })
+    }
+
+    fn linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.backbone(&format!("{prefix}.weight"), &[out, inp])?,
+            bias: self.backbone(&format!("{prefix}.bias"), &[out])?,
+        })
+    }
+
+    fn layer_norm(&self, prefix: &str, dim: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: self.backbone(&format!("{prefix}.weight"), &[dim])?,
+            bias: self.backbone(&format!("{prefix}.bias"), &[dim])?,
+        })
+    }
+
+    /// The classification head sits outside `distilbert.` in transformers' checkpoints.
+    fn head_linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.named(&format!("{prefix}.weight"), &[out, inp])?,
+            bias: self.named(&format!("{prefix}.bias"), &[out])?,
+        })
+    }
+
+    /// A backbone tensor: `distilbert.{name}` as `DistilBertForSequenceClassification` saves it,
+    /// or bare `{name}` as a `DistilBertModel` export does.
+    fn backbone(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let prefixed = format!("distilbert.{name}");
+        match self.file.tensor(&prefixed) {
+            Ok(_) => self.named(&prefixed, shape),
+            Err(_) if self.file.tensor(name).is_ok() => self.named(name, shape),
+            Err(_) => Err(Error::MissingTensor { name: prefixed }),
+        }
+    }
+
+    fn named(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let view = self
+            .file
+            .tensor(name)
+            .map_err(|_| Error::MissingTensor { name: name.to_string() })?;
+        if view.shape() != shape {
+            return Err(Error::TensorShape {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                actual: view.shape().to_vec(),
+            });
+        }
+        let data = to_f32(name, view.dtype(), view.data(), self.bytes)?;
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data,
+        })
+    }
+}
+
+/// F32 bytes are borrowed in place when aligned; everything else becomes owned f32.
+fn to_f32(name: &str, dtype: Dtype, raw: &[u8], bytes: &WeightBytes) -> Result<Data> {
+    let values = match dtype {
+        Dtype::F32 => {
+            let aligned = bytemuck::try_cast_slice::<u8, f32>(raw).is_ok();
+            if cfg!(target_endian = "little") && aligned {
+                let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
+                return Ok(Data::Borrowed {
+                    bytes: Arc::clone(bytes),
+                    start,
+                    len: raw.len() / 4,
+                });
+            }
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        }
+        Dtype::F16 => raw
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => raw
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::TensorDtype {
+                name: name.to_string(),
+                dtype: format!("{other:?}"),
+            });
+        }
+    };
+    Ok(Data::Owned(values))
+}

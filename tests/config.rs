@@ -1,0 +1,149 @@
+//! config.json: accepted shapes, label handling as transformers does it, and every refusal.
+
+mod common;
+
+use common::{FIXTURES, edit_json, files};
+use serde_json::json;
+use zeroshot::{Activation, Config, Error};
+
+fn typeform_config() -> Vec<u8> {
+    files("typeform-layout").config_json
+}
+
+fn config_with(edit: impl FnOnce(&mut serde_json::Value)) -> zeroshot::Result<Config> {
+    Config::from_json(&edit_json(&typeform_config(), edit))
+}
+
+/// serde_json's Value sorts object keys, so label2id goes in as raw text to keep its file order.
+fn config_with_label2id(id2label: serde_json::Value, label2id_text: &str) -> zeroshot::Result<Config> {
+    let base = edit_json(&typeform_config(), |v| {
+        v["id2label"] = id2label;
+        v["label2id"] = json!("LABEL2ID");
+    });
+    let text = String::from_utf8(base).unwrap().replace(r#""LABEL2ID""#, label2id_text);
+    Config::from_json(text.as_bytes())
+}
+
+fn message(result: zeroshot::Result<Config>) -> String {
+    match result {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn fixtures_parse_with_their_label_orders() {
+    // (fixture, entailment id, contradiction id as transformers' pipeline picks it)
+    let expected = [("typeform-layout", 0, 2), ("tokenizer-json", 2, 0), ("f16-relu", 1, 0)];
+    for (name, entail, contra) in expected {
+        let c = Config::from_json(&files(name).config_json).unwrap();
+        assert_eq!((c.entailment_id, c.contradiction_id()), (entail, contra), "{name}");
+        assert_eq!(c.num_labels(), 3);
+    }
+    assert_eq!(FIXTURES.len(), expected.len());
+    let f16 = Config::from_json(&files("f16-relu").config_json).unwrap();
+    assert_eq!(
+        (f16.dim, f16.n_heads, f16.head_dim(), f16.activation),
+        (24, 3, 8, Activation::Relu)
+    );
+}
+
+#[test]
+fn entailment_is_the_first_label2id_key_starting_with_entail() {
+    let id2label = json!({"0": "entailment_b", "1": "neutral", "2": "Entailment_a"});
+    // File order, not id or name order, decides.
+    let c = config_with_label2id(
+        id2label.clone(),
+        r#"{"neutral": 1, "entailment_b": 0, "Entailment_a": 2}"#,
+    )
+    .unwrap();
+    assert_eq!((c.entailment_id, c.contradiction_id()), (0, 2));
+    let c = config_with_label2id(id2label, r#"{"Entailment_a": 2, "neutral": 1, "entailment_b": 0}"#).unwrap();
+    assert_eq!((c.entailment_id, c.contradiction_id()), (2, 0));
+}
+
+#[test]
+fn label2id_defaults_to_id2label() {
+    let c = config_with(|v| {
+        v.as_object_mut().unwrap().remove("label2id");
+        v["id2label"] = json!({"0": "contradiction", "1": "entailment"});
+    })
+    .unwrap();
+    assert_eq!((c.entailment_id, c.contradiction_id(), c.num_labels()), (1, 0, 2));
+}
+
+#[test]
+fn entailment_zero_makes_the_last_label_contradiction() {
+    let c = config_with(|v| {
+        v["id2label"] = json!({"0": "entailment", "1": "neutral", "2": "other", "3": "contradiction"});
+        v["label2id"] = json!({"entailment": 0, "neutral": 1, "other": 2, "contradiction": 3});
+    })
+    .unwrap();
+    assert_eq!(c.contradiction_id(), 3);
+}
+
+/// A change to config.json's JSON.
+type Edit = dyn FnOnce(&mut serde_json::Value);
+
+#[test]
+fn refusals_name_the_problem() {
+    let cases: Vec<(Box<Edit>, &str)> = vec![
+        (
+            Box::new(|v| v["model_type"] = json!("bert")),
+            r#"model_type is "bert"; zeroshot runs only "distilbert""#,
+        ),
+        (
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("model_type");
+            }),
+            r#"model_type is "(missing)""#,
+        ),
+        (
+            Box::new(|v| v["sinusoidal_pos_embds"] = json!(true)),
+            "sinusoidal_pos_embds is true",
+        ),
+        (
+            Box::new(|v| v["activation"] = json!("gelu_new")),
+            r#"activation "gelu_new" is not supported"#,
+        ),
+        (
+            Box::new(|v| v["n_heads"] = json!(3)),
+            "dim 16 is not divisible by n_heads 3",
+        ),
+        (Box::new(|v| v["n_layers"] = json!(0)), "n_layers must be at least 1"),
+        (
+            Box::new(|v| {
+                v["id2label"] = json!({"0": "NEGATIVE", "1": "POSITIVE"});
+                v["label2id"] = json!({"NEGATIVE": 0, "POSITIVE": 1});
+            }),
+            r#"no label in label2id starts with "entail" (labels: ["NEGATIVE", "POSITIVE"])"#,
+        ),
+        (
+            Box::new(|v| v["label2id"] = json!({"ENTAILMENT": 7, "NEUTRAL": 1, "CONTRADICTION": 2})),
+            r#"label2id maps "ENTAILMENT" to 7, outside the model's 3 labels"#,
+        ),
+        (
+            Box::new(|v| v["id2label"] = json!({"0": "a", "5": "b"})),
+            r#"id2label key "5" is not an index below 2"#,
+        ),
+        (Box::new(|v| v["id2label"] = json!({})), "id2label is missing or empty"),
+        (
+            Box::new(|v| v["dim"] = json!("big")),
+            "config.json is not valid JSON for this purpose",
+        ),
+    ];
+    for (edit, expected) in cases {
+        let got = message(config_with(edit));
+        assert!(got.contains(expected), "message {got:?} lacks {expected:?}");
+    }
+    let got = message(Config::from_json(b"{not json"));
+    assert!(got.starts_with("config.json is not valid JSON"), "{got}");
+}
+
+#[test]
+fn error_variants_match() {
+    assert!(matches!(
+        config_with(|v| v["sinusoidal_pos_embds"] = json!(true)),
+        Err(Error::SinusoidalPositions)
+    ));
+}

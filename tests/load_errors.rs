@@ -1,0 +1,153 @@
+//! Model folders and tokenizer inputs that cannot work give a clear error, never a panic.
+
+mod common;
+
+use std::path::Path;
+
+use common::{edit_json, files, fixture_dir};
+use serde_json::json;
+use zeroshot::{Checkpoint, Config, ModelFiles, NliTokenizer};
+
+/// A copy of a fixture folder in a temporary directory, minus `drop`.
+fn copy_fixture(name: &str, drop: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture_dir(name)).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !drop.contains(&file.as_str()) {
+            std::fs::copy(&path, dir.path().join(file)).unwrap();
+        }
+    }
+    dir
+}
+
+fn dir_error(dir: &Path) -> String {
+    match Checkpoint::from_dir(dir) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn pytorch_only_folder_says_how_to_get_safetensors() {
+    let dir = copy_fixture("typeform-layout", &["model.safetensors"]);
+    std::fs::write(dir.path().join("pytorch_model.bin"), b"not read").unwrap();
+    let msg = dir_error(dir.path());
+    assert!(msg.contains("has pytorch_model.bin but no model.safetensors"), "{msg}");
+    assert!(msg.contains("save_pretrained") && msg.contains("refs/pr/3"), "{msg}");
+}
+
+#[test]
+fn missing_files_are_named() {
+    let dir = copy_fixture("typeform-layout", &["model.safetensors"]);
+    assert!(dir_error(dir.path()).ends_with("has no model.safetensors"));
+    let dir = copy_fixture("typeform-layout", &["config.json"]);
+    assert!(dir_error(dir.path()).ends_with("has no config.json"));
+    let dir = copy_fixture("typeform-layout", &["vocab.txt"]);
+    assert!(dir_error(dir.path()).ends_with("has neither tokenizer.json nor vocab.txt"));
+    let msg = dir_error(Path::new("/nonexistent/model"));
+    assert!(msg.contains("/nonexistent/model has no model.safetensors"), "{msg}");
+}
+
+#[test]
+fn unreadable_file_gives_an_io_error() {
+    let dir = copy_fixture("typeform-layout", &["tokenizer_config.json"]);
+    std::fs::create_dir(dir.path().join("tokenizer_config.json")).unwrap();
+    let msg = dir_error(dir.path());
+    assert!(
+        msg.starts_with("cannot read ") && msg.contains("tokenizer_config.json"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn broken_tokenizer_files_are_refused() {
+    let config = Config::from_json(&files("typeform-layout").config_json).unwrap();
+    let err = |json: Option<&[u8]>, vocab: Option<&[u8]>, tc: Option<&[u8]>| match NliTokenizer::new(
+        json, vocab, tc, &config,
+    ) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err(Some(b"{\"version\": "), None, None).starts_with("tokenizer: tokenizer.json: "));
+    assert_eq!(
+        err(None, Some(b"hello\nworld\n"), None),
+        "tokenizer: vocab.txt has no [SEP] token"
+    );
+    assert!(err(None, Some(b"\xff\xfe"), None).contains("vocab.txt is not UTF-8"));
+    assert!(err(None, None, None).contains("neither tokenizer.json nor vocab.txt"));
+    let vocab = files("typeform-layout").vocab_txt.unwrap();
+    assert!(err(None, Some(&vocab), Some(b"[1, 2]")).starts_with("tokenizer_config.json is not valid JSON"));
+}
+
+#[test]
+fn a_hypothesis_that_leaves_no_room_is_an_error() {
+    let checkpoint = Checkpoint::load(files("f16-relu")).unwrap(); // 40 tokens at most
+    let long_label = format!("This example is {}.", "very ".repeat(40));
+    let err = checkpoint
+        .tokenizer
+        .encode_pair("some text", &long_label)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("takes 47 tokens with [CLS]/[SEP]") && err.contains("40-token limit"),
+        "{err}"
+    );
+    // Exactly filling the limit leaves the premise nothing: also refused, as transformers does.
+    let exact = format!("This example is {}.", "very ".repeat(33));
+    let err = checkpoint
+        .tokenizer
+        .encode_pair("some text", &exact)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("takes 40 tokens"), "{err}");
+    // One token shorter fits, with the premise cut to one token.
+    let fits = format!("This example is {}.", "very ".repeat(32));
+    let enc = checkpoint.tokenizer.encode_pair("some text", &fits).unwrap();
+    assert_eq!((enc.ids.len(), enc.truncated), (40, true));
+}
+
+#[test]
+fn token_ids_beyond_the_model_vocabulary_are_refused() {
+    let f = files("typeform-layout");
+    let small = edit_json(&f.config_json, |v| v["vocab_size"] = json!(2000));
+    let config = Config::from_json(&small).unwrap();
+    let tok = NliTokenizer::new(
+        None,
+        f.vocab_txt.as_deref(),
+        f.tokenizer_config_json.as_deref(),
+        &config,
+    )
+    .unwrap();
+    let err = tok
+        .encode_pair("zebra", "This example is fun.")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the model's vocabulary of 2000"), "{err}");
+    assert!(tok.encode_pair("a", ".").is_ok(), "ids below 2000 are fine");
+}
+
+#[test]
+fn model_max_length_above_the_position_table_is_capped() {
+    let f = files("typeform-layout");
+    let config = Config::from_json(&edit_json(&f.config_json, |v| {
+        v["max_position_embeddings"] = json!(100)
+    }))
+    .unwrap();
+    let tok = NliTokenizer::new(
+        None,
+        f.vocab_txt.as_deref(),
+        f.tokenizer_config_json.as_deref(),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(tok.max_len(), 100);
+    let huge = br#"{"model_max_length": 1000000000000000019884624838656}"#;
+    let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), Some(huge), &config).unwrap();
+    assert_eq!(tok.max_len(), 100);
+    let files_only = ModelFiles {
+        tokenizer_config_json: None,
+        ..files("typeform-layout")
+    };
+    assert_eq!(Checkpoint::load(files_only).unwrap().tokenizer.max_len(), 512);
+}
