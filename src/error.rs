@@ -81,6 +81,18 @@ pub enum Error {
         max_len: usize,
     },
 
+    #[error("the text is empty; give at least one character to classify")]
+    EmptyText,
+
+    #[error("no candidate labels; give at least one (e.g. \"sports, politics\")")]
+    NoLabels,
+
+    #[error("hypothesis template {template:?}: {reason}")]
+    BadTemplate { template: String, reason: String },
+
+    #[error("backend: {0}")]
+    Backend(String),
+
     #[error("tokenizer produced id {id}, outside the model's vocabulary of {vocab_size}")]
     TokenIdOutOfRange { id: u32, vocab_size: usize },
 }

@@ -3,16 +3,22 @@
 //!
 //! Load path: [`files::ModelFiles`] (bytes of a Hub-layout folder) -> [`files::Checkpoint`]
 //! ([`config::Config`] + [`weights::Weights`] + [`tokenizer::NliTokenizer`]), every part checked
-//! against the others before anything runs.
+//! against the others before anything runs. Then [`pipeline::ZeroShotClassifier`] runs
+//! [`model::DistilBert`] on a [`backend::Backend`] (CPU, or GPU through wgpu).
 
+pub mod backend;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod model;
+pub mod pipeline;
 pub mod tokenizer;
 pub mod weights;
 
+pub use backend::cpu::CpuBackend;
 pub use config::{Activation, Config};
 pub use error::{Error, Result};
 pub use files::{Checkpoint, ModelFiles};
+pub use pipeline::{Classification, Options, ZeroShotClassifier};
 pub use tokenizer::{NliTokenizer, PairEncoding};
 pub use weights::Weights;

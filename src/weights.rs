@@ -54,58 +54,120 @@ impl Tensor {
     }
 }
 
+// The module structs are generic over the tensor type `T`: loaded from the file they hold
+// [`Tensor`]s; a backend maps them once to its own form (GPU buffers, say) with `try_map`.
+
 /// `nn.Linear`: `weight` is [out, in], `bias` is [out].
-pub struct Linear {
-    pub weight: Tensor,
-    pub bias: Tensor,
+pub struct Linear<T = Tensor> {
+    pub weight: T,
+    pub bias: T,
 }
 
 /// `nn.LayerNorm`: `weight` (gamma) and `bias` (beta), both [dim].
-pub struct LayerNorm {
-    pub weight: Tensor,
-    pub bias: Tensor,
+pub struct LayerNorm<T = Tensor> {
+    pub weight: T,
+    pub bias: T,
 }
 
 /// `distilbert.embeddings`.
-pub struct Embeddings {
+pub struct Embeddings<T = Tensor> {
     /// [vocab_size, dim]
-    pub word_embeddings: Tensor,
+    pub word_embeddings: T,
     /// [max_position_embeddings, dim]
-    pub position_embeddings: Tensor,
+    pub position_embeddings: T,
     /// Checkpoint name `embeddings.LayerNorm`.
-    pub layer_norm: LayerNorm,
+    pub layer_norm: LayerNorm<T>,
 }
 
 /// `distilbert.transformer.layer.{i}.attention`: all four are [dim, dim].
-pub struct MultiHeadSelfAttention {
-    pub q_lin: Linear,
-    pub k_lin: Linear,
-    pub v_lin: Linear,
-    pub out_lin: Linear,
+pub struct MultiHeadSelfAttention<T = Tensor> {
+    pub q_lin: Linear<T>,
+    pub k_lin: Linear<T>,
+    pub v_lin: Linear<T>,
+    pub out_lin: Linear<T>,
 }
 
 /// `distilbert.transformer.layer.{i}.ffn`: lin1 [hidden_dim, dim], lin2 [dim, hidden_dim].
-pub struct Ffn {
-    pub lin1: Linear,
-    pub lin2: Linear,
+pub struct Ffn<T = Tensor> {
+    pub lin1: Linear<T>,
+    pub lin2: Linear<T>,
 }
 
 /// `distilbert.transformer.layer.{i}`: a post-LN encoder block.
-pub struct TransformerBlock {
-    pub attention: MultiHeadSelfAttention,
-    pub sa_layer_norm: LayerNorm,
-    pub ffn: Ffn,
-    pub output_layer_norm: LayerNorm,
+pub struct TransformerBlock<T = Tensor> {
+    pub attention: MultiHeadSelfAttention<T>,
+    pub sa_layer_norm: LayerNorm<T>,
+    pub ffn: Ffn<T>,
+    pub output_layer_norm: LayerNorm<T>,
 }
 
 /// All of `DistilBertForSequenceClassification`.
-pub struct Weights {
-    pub embeddings: Embeddings,
-    pub layers: Vec<TransformerBlock>,
+pub struct Weights<T = Tensor> {
+    pub embeddings: Embeddings<T>,
+    pub layers: Vec<TransformerBlock<T>>,
     /// [dim, dim]
-    pub pre_classifier: Linear,
+    pub pre_classifier: Linear<T>,
     /// [num_labels, dim]
-    pub classifier: Linear,
+    pub classifier: Linear<T>,
+}
+
+impl<T> Linear<T> {
+    fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<Linear<U>> {
+        Ok(Linear {
+            weight: f(self.weight)?,
+            bias: f(self.bias)?,
+        })
+    }
+}
+
+impl<T> LayerNorm<T> {
+    fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<LayerNorm<U>> {
+        Ok(LayerNorm {
+            weight: f(self.weight)?,
+            bias: f(self.bias)?,
+        })
+    }
+}
+
+impl<T> TransformerBlock<T> {
+    fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<TransformerBlock<U>> {
+        let a = self.attention;
+        Ok(TransformerBlock {
+            attention: MultiHeadSelfAttention {
+                q_lin: a.q_lin.try_map(f)?,
+                k_lin: a.k_lin.try_map(f)?,
+                v_lin: a.v_lin.try_map(f)?,
+                out_lin: a.out_lin.try_map(f)?,
+            },
+            sa_layer_norm: self.sa_layer_norm.try_map(f)?,
+            ffn: Ffn {
+                lin1: self.ffn.lin1.try_map(f)?,
+                lin2: self.ffn.lin2.try_map(f)?,
+            },
+            output_layer_norm: self.output_layer_norm.try_map(f)?,
+        })
+    }
+}
+
+impl<T> Weights<T> {
+    /// Every tensor through `f`, in checkpoint order (a backend's upload, say).
+    pub fn try_map<U>(self, mut f: impl FnMut(T) -> Result<U>) -> Result<Weights<U>> {
+        let e = self.embeddings;
+        Ok(Weights {
+            embeddings: Embeddings {
+                word_embeddings: f(e.word_embeddings)?,
+                position_embeddings: f(e.position_embeddings)?,
+                layer_norm: e.layer_norm.try_map(&mut f)?,
+            },
+            layers: self
+                .layers
+                .into_iter()
+                .map(|l| l.try_map(&mut f))
+                .collect::<Result<_>>()?,
+            pre_classifier: self.pre_classifier.try_map(&mut f)?,
+            classifier: self.classifier.try_map(&mut f)?,
+        })
+    }
 }
 
 impl Weights {

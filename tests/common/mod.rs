@@ -77,3 +77,104 @@ pub fn rewrite_safetensors(bytes: &[u8], edit: impl FnOnce(&mut Vec<(String, Raw
     let views: Vec<(String, &RawTensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
     Arc::new(safetensors::serialize(views, None).expect("serialize"))
 }
+
+/// Logits within `1e-4 * max(1, |ref|)` (the model issue's tolerance).
+pub const LOGIT_TOL: f64 = 1e-4;
+/// Scores within this, absolute.
+pub const SCORE_TOL: f64 = 5e-5;
+/// Label order must match wherever neighbouring reference scores differ by more than this.
+pub const ORDER_GAP: f64 = 1e-4;
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// What [`check_pipeline`] found.
+#[derive(Default)]
+pub struct Parity {
+    /// One line per mismatch (empty when all agree).
+    pub failures: Vec<String>,
+    /// Largest `|actual - expected| / max(1, |expected|)` over all logits.
+    pub max_logit_err: f64,
+    /// Largest `|actual - expected|` over all scores.
+    pub max_score_err: f64,
+}
+
+/// Runs every pipeline record of `reference` through `classifier`, comparing logits, scores and
+/// label order with transformers'.
+pub fn check_pipeline<B: zeroshot::backend::Backend>(
+    classifier: &mut zeroshot::ZeroShotClassifier<B>,
+    tokenizer: &zeroshot::NliTokenizer,
+    reference: &Value,
+) -> Parity {
+    let mut parity = Parity::default();
+    let failures = &mut parity.failures;
+    for (case_no, case) in reference["pipeline"].as_array().expect("pipeline").iter().enumerate() {
+        let (text, labels) = (case["text"].as_str().unwrap(), strings(&case["labels"]));
+        let options = zeroshot::Options {
+            hypothesis_template: case["template"].as_str().unwrap().to_string(),
+            multi_label: case["multi_label"].as_bool().unwrap(),
+        };
+        let encodings: Vec<_> = labels
+            .iter()
+            .map(|l| {
+                tokenizer
+                    .encode_pair(
+                        text,
+                        &zeroshot::pipeline::hypothesis(&options.hypothesis_template, l).unwrap(),
+                    )
+                    .unwrap()
+            })
+            .collect();
+        let logits = pollster::block_on(classifier.logits(&encodings)).expect("logits");
+        for (pair, (got, want)) in logits.iter().zip(case["logits"].as_array().unwrap()).enumerate() {
+            for (i, (&g, w)) in got.iter().zip(floats(want)).enumerate() {
+                let err = (g as f64 - w).abs() / w.abs().max(1.0);
+                parity.max_logit_err = parity.max_logit_err.max(err);
+                if err > LOGIT_TOL {
+                    failures.push(format!(
+                        "case {case_no} pair {pair} logit {i}: actual {g}, expected {w}"
+                    ));
+                }
+            }
+        }
+        let result = pollster::block_on(classifier.classify(text, &labels, &options)).expect("classify");
+        let expected = &case["expected"];
+        let (want_labels, want_scores) = (strings(&expected["labels"]), floats(&expected["scores"]));
+        for (i, (g, w)) in result.scores.iter().zip(&want_scores).enumerate() {
+            parity.max_score_err = parity.max_score_err.max((g - w).abs());
+            if (g - w).abs() > SCORE_TOL {
+                failures.push(format!("case {case_no} score {i}: actual {g}, expected {w}"));
+            }
+        }
+        // Exact ties (labels that tokenize alike) must come in transformers' order too; only
+        // near-ties, closer than ORDER_GAP but not equal, may swap.
+        let clear = |a: f64, b: f64| a == b || (a - b).abs() > ORDER_GAP;
+        for i in 0..want_labels.len() {
+            let before = i == 0 || clear(want_scores[i - 1], want_scores[i]);
+            let after = i + 1 == want_labels.len() || clear(want_scores[i], want_scores[i + 1]);
+            if before && after && result.labels[i] != want_labels[i] {
+                failures.push(format!(
+                    "case {case_no} rank {i}: actual {:?}, expected {:?}",
+                    result.labels[i], want_labels[i]
+                ));
+            }
+        }
+        if result.sequence != expected["sequence"].as_str().unwrap() {
+            failures.push(format!("case {case_no}: sequence differs"));
+        }
+    }
+    parity
+}

@@ -1,0 +1,112 @@
+//! The few operations DistilBERT needs, behind one small trait so the same forward runs on the
+//! CPU and on the GPU. All dispatch happens in [`crate::model`].
+
+pub mod cpu;
+
+use crate::config::Activation;
+use crate::error::Result;
+use crate::weights::{Embeddings, LayerNorm, Linear, Weights};
+
+/// LayerNorm epsilon of DistilBERT (`nn.LayerNorm(dim, eps=1e-12)`).
+pub const LAYER_NORM_EPS: f32 = 1e-12;
+
+/// Added to the attention score of a padding key. Large and finite: -inf would turn a fully
+/// masked row into NaN (-inf - -inf), and never occurs here since [CLS] is always attended.
+pub const MASKED: f32 = -1e30;
+
+/// Id written into padding positions (its embedding never reaches a real token).
+const PAD_ID: u32 = 0;
+
+/// A padded batch of token sequences, the model's input.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Token ids, [batch, seq] row-major, padding filled with `PAD_ID`.
+    pub ids: Vec<u32>,
+    /// Additive attention bias per key, [batch, seq]: 0 where transformers' `attention_mask`
+    /// is 1 (attend), [`MASKED`] where it is 0 (padding).
+    pub key_bias: Vec<f32>,
+    /// Number of sequences.
+    pub batch: usize,
+    /// Tokens per sequence after padding (the longest sequence).
+    pub seq: usize,
+}
+
+impl Batch {
+    /// Pads `sequences` to the longest. This is the one place where the attention mask
+    /// convention (transformers: 1 = attend) becomes our additive bias.
+    pub fn pad(sequences: &[Vec<u32>]) -> Batch {
+        let seq = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(sequences.len() * seq);
+        let mut key_bias = Vec::with_capacity(sequences.len() * seq);
+        for s in sequences {
+            let attention_mask = (0..seq).map(|i| u8::from(i < s.len()));
+            key_bias.extend(attention_mask.map(|m| if m == 1 { 0.0 } else { MASKED }));
+            ids.extend_from_slice(s);
+            ids.resize(ids.len() + seq - s.len(), PAD_ID);
+        }
+        Batch {
+            ids,
+            key_bias,
+            batch: sequences.len(),
+            seq,
+        }
+    }
+
+    /// Total token rows, `batch * seq`.
+    pub fn rows(&self) -> usize {
+        self.batch * self.seq
+    }
+}
+
+/// A compute backend: holds the weights in its own form and runs the ops on [`Batch`]es.
+///
+/// Tensors are 2-D, row-major, and know their shape. `read` is async because a GPU readback is
+/// (on the web it cannot block); there is deliberately no `Send` bound, since wgpu types are not
+/// `Send` on wasm. The CPU backend resolves at once.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// A weight or activation living on this backend.
+    type Tensor;
+    /// A batch's ids and mask as this backend reads them.
+    type Input;
+
+    /// What runs: "cpu" or "gpu".
+    fn name(&self) -> &'static str;
+
+    /// Takes the model's weights once, before any forward.
+    fn load_weights(&mut self, weights: Weights) -> Result<Weights<Self::Tensor>>;
+
+    /// Makes a batch available to the ops below.
+    fn upload_batch(&mut self, batch: &Batch) -> Result<Self::Input>;
+
+    /// word + position embeddings, then LayerNorm: [batch*seq, dim].
+    fn embed(&mut self, input: &Self::Input, emb: &Embeddings<Self::Tensor>) -> Result<Self::Tensor>;
+
+    /// `x @ w.T + b`, then `act`: [rows, in] -> [rows, out].
+    fn linear(&mut self, x: &Self::Tensor, w: &Linear<Self::Tensor>, act: Option<Activation>) -> Result<Self::Tensor>;
+
+    /// Multi-head self-attention core: per sequence and head, softmax(q k^T / sqrt(d) + mask) v.
+    /// q, k, v and the result are [batch*seq, dim], heads side by side in `dim`.
+    fn attention(
+        &mut self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        input: &Self::Input,
+        n_heads: usize,
+    ) -> Result<Self::Tensor>;
+
+    /// `LayerNorm(x + residual)`: [rows, dim].
+    fn add_layer_norm(
+        &mut self,
+        x: &Self::Tensor,
+        residual: &Self::Tensor,
+        ln: &LayerNorm<Self::Tensor>,
+    ) -> Result<Self::Tensor>;
+
+    /// The [CLS] row (position 0) of every sequence: [batch*seq, dim] -> [batch, dim].
+    fn cls_rows(&mut self, x: &Self::Tensor, input: &Self::Input) -> Result<Self::Tensor>;
+
+    /// Copies a tensor back to the host, row-major.
+    async fn read(&mut self, t: &Self::Tensor) -> Result<Vec<f32>>;
+}

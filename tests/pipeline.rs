@@ -1,0 +1,131 @@
+//! Pipeline semantics beyond the recorded cases: templates, label strings, refusals, chunking.
+
+mod common;
+
+use common::files;
+use zeroshot::pipeline::{MAX_BATCH_TOKENS, hypothesis, parse_labels};
+use zeroshot::{Checkpoint, CpuBackend, Options, ZeroShotClassifier};
+
+fn classifier(name: &str) -> ZeroShotClassifier<CpuBackend> {
+    ZeroShotClassifier::new(Checkpoint::load(files(name)).unwrap(), CpuBackend::new(1)).unwrap()
+}
+
+fn classify(
+    c: &mut ZeroShotClassifier<CpuBackend>,
+    text: &str,
+    labels: &[&str],
+    o: &Options,
+) -> zeroshot::Result<zeroshot::Classification> {
+    let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+    pollster::block_on(c.classify(text, &labels, o))
+}
+
+#[test]
+fn templates_follow_python_format() {
+    assert_eq!(
+        hypothesis("This example is {}.", "sports").unwrap(),
+        "This example is sports."
+    );
+    assert_eq!(hypothesis("{0} or {}", "x").unwrap(), "x or x");
+    assert_eq!(hypothesis("Is it {{{}}}?", "x").unwrap(), "Is it {x}?");
+    assert_eq!(hypothesis("{}", "{}").unwrap(), "{}", "the label is not re-parsed");
+    for (template, reason) in [
+        ("This example is sports.", "it has no {} where the label should go"),
+        ("{{}} escaped only", "it has no {}"),
+        ("About {label}.", "{label} is not a label placeholder"),
+        ("{1}", "{1} is not a label placeholder"),
+        ("oops }", "single '}'"),
+    ] {
+        let err = hypothesis(template, "x").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("hypothesis template {template:?}: ")) && err.contains(reason),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn label_strings_split_on_commas() {
+    assert_eq!(
+        parse_labels(" sports, politics ,,food,  "),
+        ["sports", "politics", "food"]
+    );
+    assert!(parse_labels(" , ,").is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_and_the_next_call_works() {
+    let mut c = classifier("typeform-layout");
+    let o = Options::default();
+    assert_eq!(
+        classify(&mut c, "", &["a"], &o).unwrap_err().to_string(),
+        "the text is empty; give at least one character to classify"
+    );
+    assert!(
+        classify(&mut c, "text", &[], &o)
+            .unwrap_err()
+            .to_string()
+            .starts_with("no candidate labels")
+    );
+    let bad = Options {
+        hypothesis_template: "no placeholder".into(),
+        multi_label: false,
+    };
+    assert!(
+        classify(&mut c, "text", &["a"], &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("has no {}")
+    );
+    let r = classify(&mut c, " \t ", &["a", "b"], &o).expect("whitespace-only text is classified");
+    assert_eq!((r.labels.len(), r.truncated), (2, false));
+    assert!((r.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_long_hypothesis_is_an_error_not_a_panic() {
+    let mut c = classifier("f16-relu");
+    let label = "word ".repeat(60);
+    let err = classify(&mut c, "text", &["ok", &label], &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("40-token limit"), "{err}");
+}
+
+#[test]
+fn many_labels_run_in_chunks_with_the_same_numbers() {
+    let mut c = classifier("typeform-layout");
+    let long_text = "The committee met again to discuss the budget and the roads. ".repeat(60);
+    let labels: Vec<String> = (0..(2 * MAX_BATCH_TOKENS / 512 + 3))
+        .map(|i| format!("topic {i} {}", "x ".repeat(i % 5)))
+        .collect();
+    let tok = Checkpoint::load(files("typeform-layout")).unwrap().tokenizer;
+    let encodings: Vec<_> = labels
+        .iter()
+        .map(|l| {
+            tok.encode_pair(&long_text, &hypothesis("This example is {}.", l).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert!(encodings.iter().all(|e| e.truncated && e.ids.len() == 512));
+    let together = pollster::block_on(c.logits(&encodings)).unwrap();
+    assert_eq!(together.len(), labels.len());
+    for (i, e) in encodings.iter().enumerate().step_by(7) {
+        let alone = pollster::block_on(c.logits(std::slice::from_ref(e))).unwrap();
+        for (j, (a, b)) in together[i].iter().zip(&alone[0]).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "label {i} logit {j}: actual {a}, expected {b}"
+            );
+        }
+    }
+    let r = classify(
+        &mut c,
+        &long_text,
+        &labels.iter().map(String::as_str).collect::<Vec<_>>(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(r.truncated);
+    assert!(r.scores.windows(2).all(|w| w[0] >= w[1]), "sorted descending");
+}
