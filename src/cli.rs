@@ -62,10 +62,7 @@ fn run(args: &Args) -> Result<bool, String> {
         return Err(zeroshot::Error::NoLabels.to_string());
     }
     hypothesis(&args.template, &labels[0]).map_err(|e| e.to_string())?;
-    let options = Options {
-        hypothesis_template: args.template.clone(),
-        multi_label: args.multi_label,
-    };
+    let options = Options { hypothesis_template: args.template.clone(), multi_label: args.multi_label };
     let mut classifier = load(args)?;
     let mut out = io::stdout().lock();
     let mut all_ok = true;

@@ -110,10 +110,8 @@ impl<'de> Deserialize<'de> for OrderedLabels {
 impl Config {
     /// Parses and checks `config.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| Error::Json {
-            file: "config.json",
-            message: e.to_string(),
-        })?;
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| Error::Json { file: "config.json", message: e.to_string() })?;
         check_architecture(&raw)?;
         let labels = id2label(&raw.id2label)?;
         let label2id = match raw.label2id {
@@ -153,11 +151,7 @@ impl Config {
     /// The contradiction logit exactly as transformers' pipeline picks it: index -1 (the last) when
     /// entailment is 0, else index 0.
     pub fn contradiction_id(&self) -> usize {
-        if self.entailment_id == 0 {
-            self.num_labels() - 1
-        } else {
-            0
-        }
+        if self.entailment_id == 0 { self.num_labels() - 1 } else { 0 }
     }
 }
 
@@ -182,10 +176,7 @@ fn check_architecture(raw: &RawConfig) -> Result<()> {
         }
     }
     if !raw.dim.is_multiple_of(raw.n_heads) {
-        return Err(Error::HeadsDontDivide {
-            dim: raw.dim,
-            n_heads: raw.n_heads,
-        });
+        return Err(Error::HeadsDontDivide { dim: raw.dim, n_heads: raw.n_heads });
     }
     Ok(())
 }
@@ -212,32 +203,21 @@ fn id2label(map: &BTreeMap<String, String>) -> Result<Vec<String>> {
         }
     }
     // Keys like "1" and "01" name the same slot and leave another empty.
-    labels
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| Error::Json {
-            file: "config.json",
-            message: "id2label does not name every index from 0 once".into(),
-        })
+    labels.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| Error::Json {
+        file: "config.json",
+        message: "id2label does not name every index from 0 once".into(),
+    })
 }
 
 /// transformers' `entailment_id`: the first label2id entry whose lower-cased name starts with
 /// "entail". transformers falls back to -1 when there is none; we refuse to guess.
 fn find_entailment(label2id: &[(String, i64)], num_labels: usize) -> Result<usize> {
-    let Some((label, id)) = label2id
-        .iter()
-        .find(|(name, _)| name.to_lowercase().starts_with("entail"))
-    else {
-        return Err(Error::NoEntailmentLabel {
-            labels: label2id.iter().map(|(name, _)| name.clone()).collect(),
-        });
+    let Some((label, id)) = label2id.iter().find(|(name, _)| name.to_lowercase().starts_with("entail")) else {
+        return Err(Error::NoEntailmentLabel { labels: label2id.iter().map(|(name, _)| name.clone()).collect() });
     };
-    usize::try_from(*id)
-        .ok()
-        .filter(|&i| i < num_labels)
-        .ok_or_else(|| Error::LabelIdOutOfRange {
-            label: label.clone(),
-            id: *id,
-            num_labels,
-        })
+    usize::try_from(*id).ok().filter(|&i| i < num_labels).ok_or_else(|| Error::LabelIdOutOfRange {
+        label: label.clone(),
+        id: *id,
+        num_labels,
+    })
 }

@@ -59,11 +59,7 @@ pub enum Error {
     MissingTensor { name: String },
 
     #[error("tensor {name} has shape {actual:?}, expected {expected:?} from config.json")]
-    TensorShape {
-        name: String,
-        expected: Vec<usize>,
-        actual: Vec<usize>,
-    },
+    TensorShape { name: String, expected: Vec<usize>, actual: Vec<usize> },
 
     #[error("tensor {name} has dtype {dtype}; supported are F32, F16 and BF16")]
     TensorDtype { name: String, dtype: String },
@@ -75,11 +71,7 @@ pub enum Error {
         "the hypothesis {hypothesis:?} takes {tokens} tokens with [CLS]/[SEP]; it must leave room for the \
          text within the model's {max_len}-token limit"
     )]
-    HypothesisTooLong {
-        hypothesis: String,
-        tokens: usize,
-        max_len: usize,
-    },
+    HypothesisTooLong { hypothesis: String, tokens: usize, max_len: usize },
 
     #[error("the text is empty; give at least one character to classify")]
     EmptyText,

@@ -33,11 +33,7 @@ impl Checkpoint {
             &config,
         )?;
         let weights = Weights::from_safetensors(files.model_safetensors, &config)?;
-        Ok(Checkpoint {
-            config,
-            weights,
-            tokenizer,
-        })
+        Ok(Checkpoint { config, weights, tokenizer })
     }
 }
 
@@ -59,16 +55,10 @@ mod native {
                 if dir.join("pytorch_model.bin").exists() {
                     return Err(Error::PytorchOnly { dir: shown });
                 }
-                return Err(Error::MissingFile {
-                    dir: shown,
-                    file: "model.safetensors",
-                });
+                return Err(Error::MissingFile { dir: shown, file: "model.safetensors" });
             }
             if !dir.join("config.json").exists() {
-                return Err(Error::MissingFile {
-                    dir: shown,
-                    file: "config.json",
-                });
+                return Err(Error::MissingFile { dir: shown, file: "config.json" });
             }
             let tokenizer_json = read_optional(&dir.join("tokenizer.json"))?;
             let vocab_txt = read_optional(&dir.join("vocab.txt"))?;
@@ -86,10 +76,7 @@ mod native {
     }
 
     fn read(path: &Path) -> Result<Vec<u8>> {
-        std::fs::read(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
     }
 
     fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {

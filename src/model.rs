@@ -17,11 +17,7 @@ impl<B: Backend> DistilBert<B> {
     /// Hands the weights to the backend (an upload, for a GPU).
     pub fn new(config: Config, weights: Weights, mut backend: B) -> Result<Self> {
         let weights = backend.load_weights(weights)?;
-        Ok(DistilBert {
-            config,
-            backend,
-            weights,
-        })
+        Ok(DistilBert { config, backend, weights })
     }
 
     /// What runs the model: "cpu" or "gpu".
@@ -65,10 +61,7 @@ impl<B: Backend> DistilBert<B> {
             )));
         }
         if let Some(&id) = batch.ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
-            return Err(Error::TokenIdOutOfRange {
-                id,
-                vocab_size: self.config.vocab_size,
-            });
+            return Err(Error::TokenIdOutOfRange { id, vocab_size: self.config.vocab_size });
         }
         Ok(())
     }

@@ -29,10 +29,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            hypothesis_template: DEFAULT_TEMPLATE.into(),
-            multi_label: false,
-        }
+        Options { hypothesis_template: DEFAULT_TEMPLATE.into(), multi_label: false }
     }
 }
 
@@ -50,21 +47,13 @@ pub struct Classification {
 
 /// Labels given as one string: split on commas, trimmed, empties dropped (as transformers does).
 pub fn parse_labels(labels: &str) -> Vec<String> {
-    labels
-        .split(',')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
+    labels.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }
 
 /// `template.format(label)` for the subset of Python's format syntax a template needs:
 /// `{}` and `{0}` take the label, `{{` and `}}` are braces; anything else is an error.
 pub fn hypothesis(template: &str, label: &str) -> Result<String> {
-    let bad = |reason: &str| Error::BadTemplate {
-        template: template.into(),
-        reason: reason.into(),
-    };
+    let bad = |reason: &str| Error::BadTemplate { template: template.into(), reason: reason.into() };
     let (mut out, mut placed, mut chars) = (String::new(), false, template.chars().peekable());
     while let Some(c) = chars.next() {
         match (c, chars.peek()) {
@@ -100,15 +89,8 @@ pub struct ZeroShotClassifier<B: Backend> {
 
 impl<B: Backend> ZeroShotClassifier<B> {
     pub fn new(checkpoint: Checkpoint, backend: B) -> Result<Self> {
-        let Checkpoint {
-            config,
-            weights,
-            tokenizer,
-        } = checkpoint;
-        Ok(ZeroShotClassifier {
-            tokenizer,
-            model: DistilBert::new(config, weights, backend)?,
-        })
+        let Checkpoint { config, weights, tokenizer } = checkpoint;
+        Ok(ZeroShotClassifier { tokenizer, model: DistilBert::new(config, weights, backend)? })
     }
 
     /// What runs the model: "cpu" or "gpu".
@@ -126,10 +108,7 @@ impl<B: Backend> ZeroShotClassifier<B> {
         }
         let encodings = labels
             .iter()
-            .map(|label| {
-                self.tokenizer
-                    .encode_pair(text, &hypothesis(&options.hypothesis_template, label)?)
-            })
+            .map(|label| self.tokenizer.encode_pair(text, &hypothesis(&options.hypothesis_template, label)?))
             .collect::<Result<Vec<_>>>()?;
         let logits = self.logits(&encodings).await?;
         let scores = self.scores(&logits, options.multi_label || labels.len() == 1);
@@ -158,10 +137,7 @@ impl<B: Backend> ZeroShotClassifier<B> {
         let (entail, contra) = (config.entailment_id, config.contradiction_id());
         if independent {
             // softmax([contradiction, entailment])[1] for each label on its own.
-            logits
-                .iter()
-                .map(|l| softmax(&[l[contra] as f64, l[entail] as f64])[1])
-                .collect()
+            logits.iter().map(|l| softmax(&[l[contra] as f64, l[entail] as f64])[1]).collect()
         } else {
             softmax(&logits.iter().map(|l| l[entail] as f64).collect::<Vec<_>>())
         }

@@ -77,20 +77,15 @@ impl NliTokenizer {
         tokenizer_config: Option<&[u8]>,
         config: &Config,
     ) -> Result<Self> {
-        let tok_config: TokenizerConfig =
-            serde_json::from_slice(tokenizer_config.unwrap_or(b"{}")).map_err(|e| Error::Json {
-                file: "tokenizer_config.json",
-                message: e.to_string(),
-            })?;
+        let tok_config: TokenizerConfig = serde_json::from_slice(tokenizer_config.unwrap_or(b"{}"))
+            .map_err(|e| Error::Json { file: "tokenizer_config.json", message: e.to_string() })?;
         let mut inner = match (tokenizer_json, vocab_txt) {
             (Some(json), _) => {
                 Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?
             }
             (None, Some(vocab)) => bert_from_vocab(vocab, &tok_config)?,
             (None, None) => {
-                return Err(Error::Tokenizer(
-                    "neither tokenizer.json nor vocab.txt was given".into(),
-                ));
+                return Err(Error::Tokenizer("neither tokenizer.json nor vocab.txt was given".into()));
             }
         };
         // The limit is the smaller of the tokenizer's and the position table's; a tokenizer.json's
@@ -106,14 +101,8 @@ impl NliTokenizer {
             stride: 0,
         };
         inner.with_padding(None);
-        inner
-            .with_truncation(Some(truncation))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(NliTokenizer {
-            inner,
-            max_len,
-            vocab_size: config.vocab_size,
-        })
+        inner.with_truncation(Some(truncation)).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(NliTokenizer { inner, max_len, vocab_size: config.vocab_size })
     }
 
     /// The most ids one pair may have.
@@ -129,15 +118,9 @@ impl NliTokenizer {
         };
         let ids = encoding.get_ids().to_vec();
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
-            return Err(Error::TokenIdOutOfRange {
-                id,
-                vocab_size: self.vocab_size,
-            });
+            return Err(Error::TokenIdOutOfRange { id, vocab_size: self.vocab_size });
         }
-        Ok(PairEncoding {
-            truncated: !encoding.get_overflowing().is_empty(),
-            ids,
-        })
+        Ok(PairEncoding { truncated: !encoding.get_overflowing().is_empty(), ids })
     }
 
     /// `only_first` truncation fails when the hypothesis leaves no room for the premise.
@@ -163,35 +146,19 @@ impl NliTokenizer {
 fn bert_from_vocab(vocab_txt: &[u8], cfg: &TokenizerConfig) -> Result<Tokenizer> {
     let text = std::str::from_utf8(vocab_txt).map_err(|e| Error::Tokenizer(format!("vocab.txt is not UTF-8: {e}")))?;
     // One token per line, id = line number (a repeated token keeps its last line, as in transformers).
-    let vocab: AHashMap<String, u32> = text
-        .lines()
-        .enumerate()
-        .map(|(i, t)| (t.to_string(), i as u32))
-        .collect();
+    let vocab: AHashMap<String, u32> = text.lines().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
     let unk = TokenName::or(&cfg.unk_token, "[UNK]");
-    let id_of = |name: &str| {
-        vocab
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::Tokenizer(format!("vocab.txt has no {name} token")))
-    };
-    let (cls, sep) = (
-        TokenName::or(&cfg.cls_token, "[CLS]"),
-        TokenName::or(&cfg.sep_token, "[SEP]"),
-    );
+    let id_of =
+        |name: &str| vocab.get(name).copied().ok_or_else(|| Error::Tokenizer(format!("vocab.txt has no {name} token")));
+    let (cls, sep) = (TokenName::or(&cfg.cls_token, "[CLS]"), TokenName::or(&cfg.sep_token, "[SEP]"));
     let processor = BertProcessing::new((sep.clone(), id_of(&sep)?), (cls.clone(), id_of(&cls)?));
     id_of(&unk)?;
-    let specials: Vec<AddedToken> = [
-        TokenName::or(&cfg.pad_token, "[PAD]"),
-        unk.clone(),
-        cls,
-        sep,
-        TokenName::or(&cfg.mask_token, "[MASK]"),
-    ]
-    .into_iter()
-    .filter(|t| vocab.contains_key(t))
-    .map(|t| AddedToken::from(t, true))
-    .collect();
+    let specials: Vec<AddedToken> =
+        [TokenName::or(&cfg.pad_token, "[PAD]"), unk.clone(), cls, sep, TokenName::or(&cfg.mask_token, "[MASK]")]
+            .into_iter()
+            .filter(|t| vocab.contains_key(t))
+            .map(|t| AddedToken::from(t, true))
+            .collect();
     let model = WordPiece::builder()
         .vocab(vocab)
         .unk_token(unk)
@@ -206,8 +173,6 @@ fn bert_from_vocab(vocab_txt: &[u8], cfg: &TokenizerConfig) -> Result<Tokenizer>
         .map_err(|e| Error::Tokenizer(e.to_string()))?
         .with_pre_tokenizer(Some(BertPreTokenizer))
         .with_post_processor(Some(processor));
-    tokenizer
-        .add_special_tokens(specials)
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tokenizer.add_special_tokens(specials).map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(tokenizer)
 }

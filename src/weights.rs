@@ -47,10 +47,7 @@ impl Tensor {
 
     /// An owned tensor; used by tests and synthetic models.
     pub fn from_vec(shape: Vec<usize>, values: Vec<f32>) -> Self {
-        Tensor {
-            shape,
-            data: Data::Owned(values),
-        }
+        Tensor { shape, data: Data::Owned(values) }
     }
 }
 
@@ -113,19 +110,13 @@ pub struct Weights<T = Tensor> {
 
 impl<T> Linear<T> {
     fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<Linear<U>> {
-        Ok(Linear {
-            weight: f(self.weight)?,
-            bias: f(self.bias)?,
-        })
+        Ok(Linear { weight: f(self.weight)?, bias: f(self.bias)? })
     }
 }
 
 impl<T> LayerNorm<T> {
     fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<LayerNorm<U>> {
-        Ok(LayerNorm {
-            weight: f(self.weight)?,
-            bias: f(self.bias)?,
-        })
+        Ok(LayerNorm { weight: f(self.weight)?, bias: f(self.bias)? })
     }
 }
 
@@ -140,10 +131,7 @@ impl<T> TransformerBlock<T> {
                 out_lin: a.out_lin.try_map(f)?,
             },
             sa_layer_norm: self.sa_layer_norm.try_map(f)?,
-            ffn: Ffn {
-                lin1: self.ffn.lin1.try_map(f)?,
-                lin2: self.ffn.lin2.try_map(f)?,
-            },
+            ffn: Ffn { lin1: self.ffn.lin1.try_map(f)?, lin2: self.ffn.lin2.try_map(f)? },
             output_layer_norm: self.output_layer_norm.try_map(f)?,
         })
     }
@@ -159,11 +147,7 @@ impl<T> Weights<T> {
                 position_embeddings: f(e.position_embeddings)?,
                 layer_norm: e.layer_norm.try_map(&mut f)?,
             },
-            layers: self
-                .layers
-                .into_iter()
-                .map(|l| l.try_map(&mut f))
-                .collect::<Result<_>>()?,
+            layers: self.layers.into_iter().map(|l| l.try_map(&mut f)).collect::<Result<_>>()?,
             pre_classifier: self.pre_classifier.try_map(&mut f)?,
             classifier: self.classifier.try_map(&mut f)?,
         })
@@ -178,10 +162,8 @@ impl Weights {
         let (d, h) = (config.dim, config.hidden_dim);
         let embeddings = Embeddings {
             word_embeddings: loader.backbone("embeddings.word_embeddings.weight", &[config.vocab_size, d])?,
-            position_embeddings: loader.backbone(
-                "embeddings.position_embeddings.weight",
-                &[config.max_position_embeddings, d],
-            )?,
+            position_embeddings: loader
+                .backbone("embeddings.position_embeddings.weight", &[config.max_position_embeddings, d])?,
             layer_norm: loader.layer_norm("embeddings.LayerNorm", d)?,
         };
         let layers = (0..config.n_layers)
@@ -254,10 +236,7 @@ impl Loader<'_> {
     }
 
     fn named(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let view = self
-            .file
-            .tensor(name)
-            .map_err(|_| Error::MissingTensor { name: name.to_string() })?;
+        let view = self.file.tensor(name).map_err(|_| Error::MissingTensor { name: name.to_string() })?;
         if view.shape() != shape {
             return Err(Error::TensorShape {
                 name: name.to_string(),
@@ -266,10 +245,7 @@ impl Loader<'_> {
             });
         }
         let data = to_f32(name, view.dtype(), view.data(), self.bytes)?;
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(Tensor { shape: shape.to_vec(), data })
     }
 }
 
@@ -280,29 +256,14 @@ fn to_f32(name: &str, dtype: Dtype, raw: &[u8], bytes: &WeightBytes) -> Result<D
             let aligned = bytemuck::try_cast_slice::<u8, f32>(raw).is_ok();
             if cfg!(target_endian = "little") && aligned {
                 let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
-                return Ok(Data::Borrowed {
-                    bytes: Arc::clone(bytes),
-                    start,
-                    len: raw.len() / 4,
-                });
+                return Ok(Data::Borrowed { bytes: Arc::clone(bytes), start, len: raw.len() / 4 });
             }
-            raw.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
+            raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
-        Dtype::F16 => raw
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => raw
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
+        Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => {
-            return Err(Error::TensorDtype {
-                name: name.to_string(),
-                dtype: format!("{other:?}"),
-            });
+            return Err(Error::TensorDtype { name: name.to_string(), dtype: format!("{other:?}") });
         }
     };
     Ok(Data::Owned(values))

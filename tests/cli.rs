@@ -23,23 +23,14 @@ fn zeroshot(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect(l))
-        .collect()
+    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).expect(l)).collect()
 }
 
 #[test]
 fn prints_transformers_scores_as_json_lines() {
     let reference = reference("tokenizer-json");
     let case = &reference["pipeline"][3]; // custom template, four labels
-    let labels: Vec<&str> = case["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
+    let labels: Vec<&str> = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     let model = fixture_dir("tokenizer-json");
     let out = zeroshot(
         &[
@@ -60,16 +51,8 @@ fn prints_transformers_scores_as_json_lines() {
     assert_eq!(got["labels"], case["expected"]["labels"]);
     assert_eq!(got["sequence"], case["expected"]["sequence"]);
     assert_eq!(got["truncated"], false);
-    for (g, w) in got["scores"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(case["expected"]["scores"].as_array().unwrap())
-    {
-        assert!(
-            (g.as_f64().unwrap() - w.as_f64().unwrap()).abs() < SCORE_TOL,
-            "actual {g}, expected {w}"
-        );
+    for (g, w) in got["scores"].as_array().unwrap().iter().zip(case["expected"]["scores"].as_array().unwrap()) {
+        assert!((g.as_f64().unwrap() - w.as_f64().unwrap()).abs() < SCORE_TOL, "actual {g}, expected {w}");
     }
 }
 
@@ -77,13 +60,7 @@ fn prints_transformers_scores_as_json_lines() {
 fn reads_stdin_line_by_line_and_reports_bad_lines() {
     let model = fixture_dir("f16-relu");
     let out = zeroshot(
-        &[
-            "--model",
-            model.to_str().unwrap(),
-            "--labels",
-            "good, bad",
-            "--multi-label",
-        ],
+        &["--model", model.to_str().unwrap(), "--labels", "good, bad", "--multi-label"],
         Some("first text\n\nthird text\r\n"),
     );
     assert_eq!(out.status.code(), Some(1), "a failed line makes the exit status 1");
@@ -93,12 +70,7 @@ fn reads_stdin_line_by_line_and_reports_bad_lines() {
     assert_eq!(l[1]["line"], 2);
     assert!(l[1]["error"].as_str().unwrap().contains("text is empty"));
     assert_eq!(l[2]["sequence"], "third text");
-    let scores: Vec<f64> = l[2]["scores"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_f64().unwrap())
-        .collect();
+    let scores: Vec<f64> = l[2]["scores"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).collect();
     assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)) && scores.iter().sum::<f64>() != 1.0);
 }
 
@@ -107,27 +79,15 @@ fn errors_go_to_stderr_with_a_nonzero_status() {
     let model = fixture_dir("f16-relu");
     let model = model.to_str().unwrap();
     for (args, expected) in [
-        (
-            vec!["--model", "/no/such/dir", "--labels", "a", "x"],
-            "/no/such/dir has no model.safetensors",
-        ),
+        (vec!["--model", "/no/such/dir", "--labels", "a", "x"], "/no/such/dir has no model.safetensors"),
         (vec!["--model", model, "--labels", " , ", "x"], "no candidate labels"),
-        (
-            vec!["--model", model, "--labels", "a", "--template", "no slot", "x"],
-            "has no {}",
-        ),
-        (
-            vec!["--model", model, "--labels", "a", "--backend", "gpu", "x"],
-            "GPU backend is not built yet",
-        ),
+        (vec!["--model", model, "--labels", "a", "--template", "no slot", "x"], "has no {}"),
+        (vec!["--model", model, "--labels", "a", "--backend", "gpu", "x"], "GPU backend is not built yet"),
     ] {
         let out = zeroshot(&args, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(expected) && !stderr.contains("panicked"),
-            "{args:?}: {stderr}"
-        );
+        assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty());
     }
 }

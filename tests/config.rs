@@ -42,21 +42,14 @@ fn fixtures_parse_with_their_label_orders() {
     }
     assert_eq!(FIXTURES.len(), expected.len());
     let f16 = Config::from_json(&files("f16-relu").config_json).unwrap();
-    assert_eq!(
-        (f16.dim, f16.n_heads, f16.head_dim(), f16.activation),
-        (24, 3, 8, Activation::Relu)
-    );
+    assert_eq!((f16.dim, f16.n_heads, f16.head_dim(), f16.activation), (24, 3, 8, Activation::Relu));
 }
 
 #[test]
 fn entailment_is_the_first_label2id_key_starting_with_entail() {
     let id2label = json!({"0": "entailment_b", "1": "neutral", "2": "Entailment_a"});
     // File order, not id or name order, decides.
-    let c = config_with_label2id(
-        id2label.clone(),
-        r#"{"neutral": 1, "entailment_b": 0, "Entailment_a": 2}"#,
-    )
-    .unwrap();
+    let c = config_with_label2id(id2label.clone(), r#"{"neutral": 1, "entailment_b": 0, "Entailment_a": 2}"#).unwrap();
     assert_eq!((c.entailment_id, c.contradiction_id()), (0, 2));
     let c = config_with_label2id(id2label, r#"{"Entailment_a": 2, "neutral": 1, "entailment_b": 0}"#).unwrap();
     assert_eq!((c.entailment_id, c.contradiction_id()), (2, 0));
@@ -88,28 +81,16 @@ type Edit = dyn FnOnce(&mut serde_json::Value);
 #[test]
 fn refusals_name_the_problem() {
     let cases: Vec<(Box<Edit>, &str)> = vec![
-        (
-            Box::new(|v| v["model_type"] = json!("bert")),
-            r#"model_type is "bert"; zeroshot runs only "distilbert""#,
-        ),
+        (Box::new(|v| v["model_type"] = json!("bert")), r#"model_type is "bert"; zeroshot runs only "distilbert""#),
         (
             Box::new(|v| {
                 v.as_object_mut().unwrap().remove("model_type");
             }),
             r#"model_type is "(missing)""#,
         ),
-        (
-            Box::new(|v| v["sinusoidal_pos_embds"] = json!(true)),
-            "sinusoidal_pos_embds is true",
-        ),
-        (
-            Box::new(|v| v["activation"] = json!("gelu_new")),
-            r#"activation "gelu_new" is not supported"#,
-        ),
-        (
-            Box::new(|v| v["n_heads"] = json!(3)),
-            "dim 16 is not divisible by n_heads 3",
-        ),
+        (Box::new(|v| v["sinusoidal_pos_embds"] = json!(true)), "sinusoidal_pos_embds is true"),
+        (Box::new(|v| v["activation"] = json!("gelu_new")), r#"activation "gelu_new" is not supported"#),
+        (Box::new(|v| v["n_heads"] = json!(3)), "dim 16 is not divisible by n_heads 3"),
         (Box::new(|v| v["n_layers"] = json!(0)), "n_layers must be at least 1"),
         (
             Box::new(|v| {
@@ -122,15 +103,9 @@ fn refusals_name_the_problem() {
             Box::new(|v| v["label2id"] = json!({"ENTAILMENT": 7, "NEUTRAL": 1, "CONTRADICTION": 2})),
             r#"label2id maps "ENTAILMENT" to 7, outside the model's 3 labels"#,
         ),
-        (
-            Box::new(|v| v["id2label"] = json!({"0": "a", "5": "b"})),
-            r#"id2label key "5" is not an index below 2"#,
-        ),
+        (Box::new(|v| v["id2label"] = json!({"0": "a", "5": "b"})), r#"id2label key "5" is not an index below 2"#),
         (Box::new(|v| v["id2label"] = json!({})), "id2label is missing or empty"),
-        (
-            Box::new(|v| v["dim"] = json!("big")),
-            "config.json is not valid JSON for this purpose",
-        ),
+        (Box::new(|v| v["dim"] = json!("big")), "config.json is not valid JSON for this purpose"),
     ];
     for (edit, expected) in cases {
         let got = message(config_with(edit));
@@ -142,8 +117,5 @@ fn refusals_name_the_problem() {
 
 #[test]
 fn error_variants_match() {
-    assert!(matches!(
-        config_with(|v| v["sinusoidal_pos_embds"] = json!(true)),
-        Err(Error::SinusoidalPositions)
-    ));
+    assert!(matches!(config_with(|v| v["sinusoidal_pos_embds"] = json!(true)), Err(Error::SinusoidalPositions)));
 }

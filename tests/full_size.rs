@@ -15,9 +15,7 @@ use common::check_pipeline;
 use zeroshot::{Checkpoint, CpuBackend, ZeroShotClassifier};
 
 fn full_size_dir() -> PathBuf {
-    std::env::var_os("ZEROSHOT_FULL_SIZE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::fixture_dir("full-size"))
+    std::env::var_os("ZEROSHOT_FULL_SIZE").map(PathBuf::from).unwrap_or_else(|| common::fixture_dir("full-size"))
 }
 
 #[test]
@@ -39,10 +37,5 @@ fn full_size_cpu_matches_transformers() {
         parity.max_logit_err,
         parity.max_score_err
     );
-    assert!(
-        parity.failures.is_empty(),
-        "{} mismatches:\n{}",
-        parity.failures.len(),
-        parity.failures.join("\n")
-    );
+    assert!(parity.failures.is_empty(), "{} mismatches:\n{}", parity.failures.len(), parity.failures.join("\n"));
 }

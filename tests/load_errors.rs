@@ -54,10 +54,7 @@ fn unreadable_file_gives_an_io_error() {
     let dir = copy_fixture("typeform-layout", &["tokenizer_config.json"]);
     std::fs::create_dir(dir.path().join("tokenizer_config.json")).unwrap();
     let msg = dir_error(dir.path());
-    assert!(
-        msg.starts_with("cannot read ") && msg.contains("tokenizer_config.json"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("cannot read ") && msg.contains("tokenizer_config.json"), "{msg}");
 }
 
 #[test]
@@ -70,10 +67,7 @@ fn broken_tokenizer_files_are_refused() {
         Err(e) => e.to_string(),
     };
     assert!(err(Some(b"{\"version\": "), None, None).starts_with("tokenizer: tokenizer.json: "));
-    assert_eq!(
-        err(None, Some(b"hello\nworld\n"), None),
-        "tokenizer: vocab.txt has no [SEP] token"
-    );
+    assert_eq!(err(None, Some(b"hello\nworld\n"), None), "tokenizer: vocab.txt has no [SEP] token");
     assert!(err(None, Some(b"\xff\xfe"), None).contains("vocab.txt is not UTF-8"));
     assert!(err(None, None, None).contains("neither tokenizer.json nor vocab.txt"));
     let vocab = files("typeform-layout").vocab_txt.unwrap();
@@ -84,22 +78,11 @@ fn broken_tokenizer_files_are_refused() {
 fn a_hypothesis_that_leaves_no_room_is_an_error() {
     let checkpoint = Checkpoint::load(files("f16-relu")).unwrap(); // 40 tokens at most
     let long_label = format!("This example is {}.", "very ".repeat(40));
-    let err = checkpoint
-        .tokenizer
-        .encode_pair("some text", &long_label)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("takes 47 tokens with [CLS]/[SEP]") && err.contains("40-token limit"),
-        "{err}"
-    );
+    let err = checkpoint.tokenizer.encode_pair("some text", &long_label).unwrap_err().to_string();
+    assert!(err.contains("takes 47 tokens with [CLS]/[SEP]") && err.contains("40-token limit"), "{err}");
     // Exactly filling the limit leaves the premise nothing: also refused, as transformers does.
     let exact = format!("This example is {}.", "very ".repeat(33));
-    let err = checkpoint
-        .tokenizer
-        .encode_pair("some text", &exact)
-        .unwrap_err()
-        .to_string();
+    let err = checkpoint.tokenizer.encode_pair("some text", &exact).unwrap_err().to_string();
     assert!(err.contains("takes 40 tokens"), "{err}");
     // One token shorter fits, with the premise cut to one token.
     let fits = format!("This example is {}.", "very ".repeat(32));
@@ -112,17 +95,8 @@ fn token_ids_beyond_the_model_vocabulary_are_refused() {
     let f = files("typeform-layout");
     let small = edit_json(&f.config_json, |v| v["vocab_size"] = json!(2000));
     let config = Config::from_json(&small).unwrap();
-    let tok = NliTokenizer::new(
-        None,
-        f.vocab_txt.as_deref(),
-        f.tokenizer_config_json.as_deref(),
-        &config,
-    )
-    .unwrap();
-    let err = tok
-        .encode_pair("zebra", "This example is fun.")
-        .unwrap_err()
-        .to_string();
+    let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), f.tokenizer_config_json.as_deref(), &config).unwrap();
+    let err = tok.encode_pair("zebra", "This example is fun.").unwrap_err().to_string();
     assert!(err.contains("outside the model's vocabulary of 2000"), "{err}");
     assert!(tok.encode_pair("a", ".").is_ok(), "ids below 2000 are fine");
 }
@@ -130,24 +104,12 @@ fn token_ids_beyond_the_model_vocabulary_are_refused() {
 #[test]
 fn model_max_length_above_the_position_table_is_capped() {
     let f = files("typeform-layout");
-    let config = Config::from_json(&edit_json(&f.config_json, |v| {
-        v["max_position_embeddings"] = json!(100)
-    }))
-    .unwrap();
-    let tok = NliTokenizer::new(
-        None,
-        f.vocab_txt.as_deref(),
-        f.tokenizer_config_json.as_deref(),
-        &config,
-    )
-    .unwrap();
+    let config = Config::from_json(&edit_json(&f.config_json, |v| v["max_position_embeddings"] = json!(100))).unwrap();
+    let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), f.tokenizer_config_json.as_deref(), &config).unwrap();
     assert_eq!(tok.max_len(), 100);
     let huge = br#"{"model_max_length": 1000000000000000019884624838656}"#;
     let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), Some(huge), &config).unwrap();
     assert_eq!(tok.max_len(), 100);
-    let files_only = ModelFiles {
-        tokenizer_config_json: None,
-        ..files("typeform-layout")
-    };
+    let files_only = ModelFiles { tokenizer_config_json: None, ..files("typeform-layout") };
     assert_eq!(Checkpoint::load(files_only).unwrap().tokenizer.max_len(), 512);
 }

@@ -18,11 +18,7 @@ fn cpu_matches_transformers_on_every_fixture() {
                 "{name} ({threads} threads): max logit error {:.2e}, max score error {:.2e}",
                 parity.max_logit_err, parity.max_score_err
             );
-            assert!(
-                parity.failures.is_empty(),
-                "{name} ({threads} threads):\n{}",
-                parity.failures.join("\n")
-            );
+            assert!(parity.failures.is_empty(), "{name} ({threads} threads):\n{}", parity.failures.join("\n"));
         }
     }
 }

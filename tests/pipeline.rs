@@ -22,10 +22,7 @@ fn classify(
 
 #[test]
 fn templates_follow_python_format() {
-    assert_eq!(
-        hypothesis("This example is {}.", "sports").unwrap(),
-        "This example is sports."
-    );
+    assert_eq!(hypothesis("This example is {}.", "sports").unwrap(), "This example is sports.");
     assert_eq!(hypothesis("{0} or {}", "x").unwrap(), "x or x");
     assert_eq!(hypothesis("Is it {{{}}}?", "x").unwrap(), "Is it {x}?");
     assert_eq!(hypothesis("{}", "{}").unwrap(), "{}", "the label is not re-parsed");
@@ -37,19 +34,13 @@ fn templates_follow_python_format() {
         ("oops }", "single '}'"),
     ] {
         let err = hypothesis(template, "x").unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("hypothesis template {template:?}: ")) && err.contains(reason),
-            "{err}"
-        );
+        assert!(err.starts_with(&format!("hypothesis template {template:?}: ")) && err.contains(reason), "{err}");
     }
 }
 
 #[test]
 fn label_strings_split_on_commas() {
-    assert_eq!(
-        parse_labels(" sports, politics ,,food,  "),
-        ["sports", "politics", "food"]
-    );
+    assert_eq!(parse_labels(" sports, politics ,,food,  "), ["sports", "politics", "food"]);
     assert!(parse_labels(" , ,").is_empty());
 }
 
@@ -61,22 +52,9 @@ fn bad_input_is_refused_and_the_next_call_works() {
         classify(&mut c, "", &["a"], &o).unwrap_err().to_string(),
         "the text is empty; give at least one character to classify"
     );
-    assert!(
-        classify(&mut c, "text", &[], &o)
-            .unwrap_err()
-            .to_string()
-            .starts_with("no candidate labels")
-    );
-    let bad = Options {
-        hypothesis_template: "no placeholder".into(),
-        multi_label: false,
-    };
-    assert!(
-        classify(&mut c, "text", &["a"], &bad)
-            .unwrap_err()
-            .to_string()
-            .contains("has no {}")
-    );
+    assert!(classify(&mut c, "text", &[], &o).unwrap_err().to_string().starts_with("no candidate labels"));
+    let bad = Options { hypothesis_template: "no placeholder".into(), multi_label: false };
+    assert!(classify(&mut c, "text", &["a"], &bad).unwrap_err().to_string().contains("has no {}"));
     let r = classify(&mut c, " \t ", &["a", "b"], &o).expect("whitespace-only text is classified");
     assert_eq!((r.labels.len(), r.truncated), (2, false));
     assert!((r.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9);
@@ -86,9 +64,7 @@ fn bad_input_is_refused_and_the_next_call_works() {
 fn a_long_hypothesis_is_an_error_not_a_panic() {
     let mut c = classifier("f16-relu");
     let label = "word ".repeat(60);
-    let err = classify(&mut c, "text", &["ok", &label], &Options::default())
-        .unwrap_err()
-        .to_string();
+    let err = classify(&mut c, "text", &["ok", &label], &Options::default()).unwrap_err().to_string();
     assert!(err.contains("40-token limit"), "{err}");
 }
 
@@ -96,16 +72,12 @@ fn a_long_hypothesis_is_an_error_not_a_panic() {
 fn many_labels_run_in_chunks_with_the_same_numbers() {
     let mut c = classifier("typeform-layout");
     let long_text = "The committee met again to discuss the budget and the roads. ".repeat(60);
-    let labels: Vec<String> = (0..(2 * MAX_BATCH_TOKENS / 512 + 3))
-        .map(|i| format!("topic {i} {}", "x ".repeat(i % 5)))
-        .collect();
+    let labels: Vec<String> =
+        (0..(2 * MAX_BATCH_TOKENS / 512 + 3)).map(|i| format!("topic {i} {}", "x ".repeat(i % 5))).collect();
     let tok = Checkpoint::load(files("typeform-layout")).unwrap().tokenizer;
     let encodings: Vec<_> = labels
         .iter()
-        .map(|l| {
-            tok.encode_pair(&long_text, &hypothesis("This example is {}.", l).unwrap())
-                .unwrap()
-        })
+        .map(|l| tok.encode_pair(&long_text, &hypothesis("This example is {}.", l).unwrap()).unwrap())
         .collect();
     assert!(encodings.iter().all(|e| e.truncated && e.ids.len() == 512));
     let together = pollster::block_on(c.logits(&encodings)).unwrap();
@@ -113,19 +85,11 @@ fn many_labels_run_in_chunks_with_the_same_numbers() {
     for (i, e) in encodings.iter().enumerate().step_by(7) {
         let alone = pollster::block_on(c.logits(std::slice::from_ref(e))).unwrap();
         for (j, (a, b)) in together[i].iter().zip(&alone[0]).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                "label {i} logit {j}: actual {a}, expected {b}"
-            );
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "label {i} logit {j}: actual {a}, expected {b}");
         }
     }
-    let r = classify(
-        &mut c,
-        &long_text,
-        &labels.iter().map(String::as_str).collect::<Vec<_>>(),
-        &Options::default(),
-    )
-    .unwrap();
+    let r = classify(&mut c, &long_text, &labels.iter().map(String::as_str).collect::<Vec<_>>(), &Options::default())
+        .unwrap();
     assert!(r.truncated);
     assert!(r.scores.windows(2).all(|w| w[0] >= w[1]), "sorted descending");
 }

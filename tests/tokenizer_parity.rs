@@ -10,24 +10,12 @@ use zeroshot::{Checkpoint, Config, ModelFiles, NliTokenizer};
 fn assert_parity(tokenizer: &NliTokenizer, reference_of: &str) {
     let reference = reference(reference_of);
     let records = reference["tokens"].as_array().expect("tokens");
-    assert!(
-        records.len() >= 60,
-        "{reference_of}: only {} token records",
-        records.len()
-    );
-    assert_eq!(
-        tokenizer.max_len() as u64,
-        reference["max_length"].as_u64().expect("max_length")
-    );
+    assert!(records.len() >= 60, "{reference_of}: only {} token records", records.len());
+    assert_eq!(tokenizer.max_len() as u64, reference["max_length"].as_u64().expect("max_length"));
     let mut failures = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let (premise, hypothesis) = (r["premise"].as_str().unwrap(), r["hypothesis"].as_str().unwrap());
-        let expected: Vec<u32> = r["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let expected: Vec<u32> = r["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let got = tokenizer.encode_pair(premise, hypothesis).expect("encodes");
         if got.ids != expected || got.truncated != r["truncated"].as_bool().unwrap() {
             failures.push(format!(
@@ -36,12 +24,7 @@ fn assert_parity(tokenizer: &NliTokenizer, reference_of: &str) {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{reference_of}: {} mismatches\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{reference_of}: {} mismatches\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -57,23 +40,14 @@ fn every_fixture_matches_transformers() {
 fn both_tokenizer_paths_agree_with_transformers() {
     let from_json = files("tokenizer-json").tokenizer_json.expect("has tokenizer.json");
     let from_vocab = files("typeform-layout").vocab_txt.expect("has vocab.txt");
-    for (name, json, vocab) in [
-        ("typeform-layout", Some(&from_json), None),
-        ("tokenizer-json", None, Some(&from_vocab)),
-    ] {
-        let ModelFiles {
-            config_json,
-            tokenizer_config_json,
-            ..
-        } = files(name);
+    for (name, json, vocab) in
+        [("typeform-layout", Some(&from_json), None), ("tokenizer-json", None, Some(&from_vocab))]
+    {
+        let ModelFiles { config_json, tokenizer_config_json, .. } = files(name);
         let config = Config::from_json(&config_json).unwrap();
-        let tok = NliTokenizer::new(
-            json.map(|v| &v[..]),
-            vocab.map(|v| &v[..]),
-            tokenizer_config_json.as_deref(),
-            &config,
-        )
-        .expect("tokenizer");
+        let tok =
+            NliTokenizer::new(json.map(|v| &v[..]), vocab.map(|v| &v[..]), tokenizer_config_json.as_deref(), &config)
+                .expect("tokenizer");
         assert_parity(&tok, name);
     }
 }
@@ -82,16 +56,10 @@ fn both_tokenizer_paths_agree_with_transformers() {
 fn truncation_is_reported_and_respects_the_limit() {
     let checkpoint = Checkpoint::load(files("tokenizer-json")).unwrap();
     let long = "word ".repeat(500);
-    let enc = checkpoint
-        .tokenizer
-        .encode_pair(&long, "This example is politics.")
-        .unwrap();
+    let enc = checkpoint.tokenizer.encode_pair(&long, "This example is politics.").unwrap();
     assert!(enc.truncated);
     assert_eq!(enc.ids.len(), 64);
-    let short = checkpoint
-        .tokenizer
-        .encode_pair("short text", "This example is politics.")
-        .unwrap();
+    let short = checkpoint.tokenizer.encode_pair("short text", "This example is politics.").unwrap();
     assert!(!short.truncated);
     assert_eq!(short.ids.len(), 10, "{:?}", short.ids);
 }

@@ -22,10 +22,7 @@ fn load_err(bytes: Arc<Vec<u8>>, config: &Config) -> String {
 }
 
 fn as_f32(t: &RawTensor) -> Vec<f32> {
-    t.data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    t.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 #[test]
@@ -35,10 +32,7 @@ fn f32_weights_load_in_place() {
     assert_eq!(w.layers.len(), 2);
     assert_eq!(w.embeddings.word_embeddings.shape, vec![30522, 16]);
     assert_eq!(w.classifier.weight.shape, vec![3, 16]);
-    assert!(
-        w.embeddings.word_embeddings.is_borrowed(),
-        "aligned F32 must not be copied"
-    );
+    assert!(w.embeddings.word_embeddings.is_borrowed(), "aligned F32 must not be copied");
     assert!(w.layers[1].ffn.lin1.weight.is_borrowed());
 }
 
@@ -68,15 +62,9 @@ fn f16_and_bf16_convert_to_the_same_values() {
         });
         let w = Weights::from_safetensors(converted, &config).unwrap();
         let tol = if dtype == Dtype::F16 { 1e-3 } else { 8e-3 };
-        let (a, b) = (
-            w.layers[0].attention.q_lin.weight.data(),
-            reference.layers[0].attention.q_lin.weight.data(),
-        );
+        let (a, b) = (w.layers[0].attention.q_lin.weight.data(), reference.layers[0].attention.q_lin.weight.data());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * y.abs().max(1.0),
-                "{dtype:?} index {i}: actual {x}, expected {y}"
-            );
+            assert!((x - y).abs() <= tol * y.abs().max(1.0), "{dtype:?} index {i}: actual {x}, expected {y}");
         }
         assert!(!w.layers[0].attention.q_lin.weight.is_borrowed());
     }
@@ -93,32 +81,20 @@ fn names_without_the_distilbert_prefix_and_extra_tensors_are_accepted() {
         }
         tensors.push((
             "distilbert.embeddings.position_ids".into(),
-            RawTensor {
-                dtype: Dtype::I64,
-                shape: vec![2],
-                data: vec![0; 16],
-            },
+            RawTensor { dtype: Dtype::I64, shape: vec![2], data: vec![0; 16] },
         ));
     });
     let w = Weights::from_safetensors(renamed, &config).unwrap();
     let original = Weights::from_safetensors(bytes, &config).unwrap();
-    assert_eq!(
-        w.layers[1].output_layer_norm.bias.data(),
-        original.layers[1].output_layer_norm.bias.data()
-    );
+    assert_eq!(w.layers[1].output_layer_norm.bias.data(), original.layers[1].output_layer_norm.bias.data());
 }
 
 #[test]
 fn a_missing_tensor_is_named() {
     let (config, bytes) = typeform();
-    let cut = rewrite_safetensors(&bytes, |t| {
-        t.retain(|(n, _)| n != "distilbert.transformer.layer.1.ffn.lin2.bias")
-    });
+    let cut = rewrite_safetensors(&bytes, |t| t.retain(|(n, _)| n != "distilbert.transformer.layer.1.ffn.lin2.bias"));
     let msg = load_err(cut, &config);
-    assert!(
-        msg.contains("no tensor distilbert.transformer.layer.1.ffn.lin2.bias"),
-        "{msg}"
-    );
+    assert!(msg.contains("no tensor distilbert.transformer.layer.1.ffn.lin2.bias"), "{msg}");
     let no_head = rewrite_safetensors(&bytes, |t| t.retain(|(n, _)| n != "classifier.weight"));
     assert!(load_err(no_head, &config).contains("no tensor classifier.weight"));
 }
@@ -148,10 +124,7 @@ fn an_unsupported_dtype_is_named() {
         let (_, t) = tensors.iter_mut().find(|(n, _)| n == "pre_classifier.bias").unwrap();
         t.dtype = Dtype::I32;
     });
-    assert_eq!(
-        load_err(ints, &config),
-        "tensor pre_classifier.bias has dtype I32; supported are F32, F16 and BF16"
-    );
+    assert_eq!(load_err(ints, &config), "tensor pre_classifier.bias has dtype I32; supported are F32, F16 and BF16");
 }
 
 #[test]

@@ -44,12 +44,7 @@ impl Batch {
             ids.extend_from_slice(s);
             ids.resize(ids.len() + seq - s.len(), PAD_ID);
         }
-        Batch {
-            ids,
-            key_bias,
-            batch: sequences.len(),
-            seq,
-        }
+        Batch { ids, key_bias, batch: sequences.len(), seq }
     }
 
     /// Total token rows, `batch * seq`.

@@ -11,9 +11,7 @@ use zeroshot::ModelFiles;
 pub const FIXTURES: [&str; 3] = ["typeform-layout", "tokenizer-json", "f16-relu"];
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// transformers' outputs for one fixture.
@@ -62,16 +60,7 @@ pub fn rewrite_safetensors(bytes: &[u8], edit: impl FnOnce(&mut Vec<(String, Raw
     let mut tensors: Vec<(String, RawTensor)> = file
         .tensors()
         .into_iter()
-        .map(|(name, v)| {
-            (
-                name,
-                RawTensor {
-                    dtype: v.dtype(),
-                    shape: v.shape().to_vec(),
-                    data: v.data().to_vec(),
-                },
-            )
-        })
+        .map(|(name, v)| (name, RawTensor { dtype: v.dtype(), shape: v.shape().to_vec(), data: v.data().to_vec() }))
         .collect();
     edit(&mut tensors);
     let views: Vec<(String, &RawTensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
@@ -86,19 +75,11 @@ pub const SCORE_TOL: f64 = 5e-5;
 pub const ORDER_GAP: f64 = 1e-4;
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_str().expect("string").to_string())
-        .collect()
+    v.as_array().expect("array").iter().map(|x| x.as_str().expect("string").to_string()).collect()
 }
 
 /// What [`check_pipeline`] found.
@@ -131,10 +112,7 @@ pub fn check_pipeline<B: zeroshot::backend::Backend>(
             .iter()
             .map(|l| {
                 tokenizer
-                    .encode_pair(
-                        text,
-                        &zeroshot::pipeline::hypothesis(&options.hypothesis_template, l).unwrap(),
-                    )
+                    .encode_pair(text, &zeroshot::pipeline::hypothesis(&options.hypothesis_template, l).unwrap())
                     .unwrap()
             })
             .collect();
@@ -144,9 +122,7 @@ pub fn check_pipeline<B: zeroshot::backend::Backend>(
                 let err = (g as f64 - w).abs() / w.abs().max(1.0);
                 parity.max_logit_err = parity.max_logit_err.max(err);
                 if err > LOGIT_TOL {
-                    failures.push(format!(
-                        "case {case_no} pair {pair} logit {i}: actual {g}, expected {w}"
-                    ));
+                    failures.push(format!("case {case_no} pair {pair} logit {i}: actual {g}, expected {w}"));
                 }
             }
         }
