@@ -10,6 +10,18 @@ step "toolchain: rustfmt, clippy, wasm32 target"
 rustup component add rustfmt clippy >/dev/null
 rustup target add wasm32-unknown-unknown >/dev/null
 
+step "Vulkan software GPU (lavapipe) for the WGSL kernel tests"
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+    else
+        echo "not root: cannot install mesa-vulkan-drivers; GPU tests will skip (ZEROSHOT_REQUIRE_GPU=1 fails them)"
+    fi
+fi
+# Mesa's window-system probing wants a runtime dir; we render nothing.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

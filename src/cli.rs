@@ -3,30 +3,49 @@
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use zeroshot::backend::gpu::{GpuBackend, GpuOptions};
+use zeroshot::backend::{Backend, Batch};
+use zeroshot::model::DistilBert;
 use zeroshot::pipeline::{DEFAULT_TEMPLATE, hypothesis, parse_labels};
-use zeroshot::{Checkpoint, CpuBackend, Options, ZeroShotClassifier};
+use zeroshot::{Checkpoint, Classification, CpuBackend, Options, ZeroShotClassifier, synthetic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendChoice {
-    /// A hardware GPU when there is one, else the CPU.
+    /// A hardware GPU when there is one (software adapters are skipped), else the CPU.
     Auto,
     Cpu,
+    /// Any GPU adapter, software ones included; an error when there is none.
     Gpu,
 }
 
 /// Zero-shot text classification with a DistilBERT NLI model (e.g. typeform/distilbert-base-uncased-mnli).
 #[derive(Parser, Debug)]
-#[command(name = "zeroshot", version, about)]
-struct Args {
+#[command(name = "zeroshot", version, about, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    classify: ClassifyArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Time forwards of a typeform-shaped model with random weights (made in-process).
+    Bench(BenchArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+struct ClassifyArgs {
     /// Model folder in the Hugging Face Hub's layout: config.json, model.safetensors, and
     /// tokenizer.json or vocab.txt (+ tokenizer_config.json).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required = true)]
+    model: Option<PathBuf>,
     /// Candidate labels, comma-separated: "sports, politics, food".
-    #[arg(long)]
-    labels: String,
+    #[arg(long, required = true)]
+    labels: Option<String>,
     /// Hypothesis template; `{}` is replaced by each label.
     #[arg(long, default_value = DEFAULT_TEMPLATE)]
     template: String,
@@ -43,9 +62,29 @@ struct Args {
     texts: Vec<String>,
 }
 
+#[derive(ClapArgs, Debug)]
+struct BenchArgs {
+    /// Backends to time: cpu, gpu, or both.
+    #[arg(long, default_value = "both")]
+    backend: String,
+    /// Shapes as BATCHxTOKENS, comma-separated.
+    #[arg(long, default_value = "5x24,5x128,32x128,256x128")]
+    shapes: String,
+    /// Timed forwards per shape (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
 pub fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Bench(args)) => bench(args).map(|()| true),
+        None => classify_all(&cli.classify),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(message) => {
@@ -55,24 +94,76 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A classifier on whichever backend was chosen (one exists per run: size is no concern).
+#[allow(clippy::large_enum_variant)]
+enum Classifier {
+    Cpu(ZeroShotClassifier<CpuBackend>),
+    Gpu(ZeroShotClassifier<GpuBackend>),
+}
+
+impl Classifier {
+    fn classify(&mut self, text: &str, labels: &[String], options: &Options) -> zeroshot::Result<Classification> {
+        match self {
+            Classifier::Cpu(c) => pollster::block_on(c.classify(text, labels, options)),
+            Classifier::Gpu(c) => pollster::block_on(c.classify(text, labels, options)),
+        }
+    }
+}
+
+fn cpu_backend(threads: Option<usize>) -> CpuBackend {
+    threads.map_or_else(CpuBackend::default, CpuBackend::new)
+}
+
+/// Loads the model on the chosen backend; `auto` says on stderr which one it used.
+fn load(args: &ClassifyArgs, dir: &std::path::Path) -> Result<Classifier, String> {
+    let cpu = |why: String| {
+        if args.backend == BackendChoice::Auto {
+            eprintln!("zeroshot: using the CPU ({why})");
+        }
+        let checkpoint = Checkpoint::from_dir(dir).map_err(|e| e.to_string())?;
+        ZeroShotClassifier::new(checkpoint, cpu_backend(args.threads)).map(Classifier::Cpu).map_err(|e| e.to_string())
+    };
+    if args.backend == BackendChoice::Cpu {
+        return cpu(String::new());
+    }
+    let options = GpuOptions { allow_software: args.backend == BackendChoice::Gpu, ..Default::default() };
+    match load_gpu(dir, options) {
+        Ok(classifier) => Ok(classifier),
+        Err(e) if args.backend == BackendChoice::Auto => cpu(e),
+        Err(e) => Err(e),
+    }
+}
+
+fn load_gpu(dir: &std::path::Path, options: GpuOptions) -> Result<Classifier, String> {
+    let checkpoint = Checkpoint::from_dir(dir).map_err(|e| e.to_string())?;
+    let gpu = pollster::block_on(GpuBackend::new(options)).map_err(|e| e.to_string())?;
+    let name = gpu.adapter_name();
+    let mut classifier = ZeroShotClassifier::new(checkpoint, gpu).map_err(|e| e.to_string())?;
+    pollster::block_on(classifier.warm_up()).map_err(|e| e.to_string())?;
+    eprintln!("zeroshot: using the GPU: {name}");
+    Ok(Classifier::Gpu(classifier))
+}
+
 /// Ok(true) when every text was classified, Ok(false) when some failed; Err stops the run.
-fn run(args: &Args) -> Result<bool, String> {
-    let labels = parse_labels(&args.labels);
+fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
+    let (Some(dir), Some(labels)) = (&args.model, &args.labels) else {
+        return Err("--model and --labels are required".into());
+    };
+    let labels = parse_labels(labels);
     if labels.is_empty() {
         return Err(zeroshot::Error::NoLabels.to_string());
     }
     hypothesis(&args.template, &labels[0]).map_err(|e| e.to_string())?;
     let options = Options { hypothesis_template: args.template.clone(), multi_label: args.multi_label };
-    let mut classifier = load(args)?;
+    let mut classifier = load(args, dir)?;
     let mut out = io::stdout().lock();
     let mut all_ok = true;
     let mut emit = |key: &str, n: usize, text: &str| -> Result<bool, String> {
-        let line = match pollster::block_on(classifier.classify(text, &labels, &options)) {
+        let line = match classify_one(&mut classifier, args, dir, text, &labels, &options) {
             Ok(result) => serde_json::to_string(&result).map_err(|e| e.to_string())?,
             Err(e) => {
                 all_ok = false;
-                let message = serde_json::Value::String(e.to_string());
-                format!("{{\"{key}\":{n},\"error\":{message}}}")
+                format!("{{\"{key}\":{n},\"error\":{}}}", serde_json::Value::String(e))
             }
         };
         // A closed pipe (`| head`) ends the run quietly.
@@ -95,16 +186,84 @@ fn run(args: &Args) -> Result<bool, String> {
     Ok(all_ok)
 }
 
-fn load(args: &Args) -> Result<ZeroShotClassifier<CpuBackend>, String> {
-    let checkpoint = Checkpoint::from_dir(&args.model).map_err(|e| e.to_string())?;
-    let backend = match args.threads {
-        Some(n) => CpuBackend::new(n),
-        None => CpuBackend::default(),
-    };
-    match args.backend {
-        BackendChoice::Gpu => Err("--backend gpu: the GPU backend is not built yet; use --backend cpu".into()),
-        BackendChoice::Auto | BackendChoice::Cpu => {
-            ZeroShotClassifier::new(checkpoint, backend).map_err(|e| e.to_string())
+/// Classifies one text; under `auto`, a GPU failure moves the run to the CPU and retries.
+fn classify_one(
+    classifier: &mut Classifier,
+    args: &ClassifyArgs,
+    dir: &std::path::Path,
+    text: &str,
+    labels: &[String],
+    options: &Options,
+) -> Result<Classification, String> {
+    match classifier.classify(text, labels, options) {
+        Err(zeroshot::Error::Gpu(e)) if args.backend == BackendChoice::Auto => {
+            eprintln!("zeroshot: the GPU failed ({e}); continuing on the CPU");
+            let checkpoint = Checkpoint::from_dir(dir).map_err(|e| e.to_string())?;
+            let cpu = ZeroShotClassifier::new(checkpoint, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
+            *classifier = Classifier::Cpu(cpu);
+            classifier.classify(text, labels, options).map_err(|e| e.to_string())
         }
+        other => other.map_err(|e| e.to_string()),
     }
+}
+
+/// `zeroshot bench`: median ms per forward and GFLOP/s for each backend and shape.
+fn bench(args: &BenchArgs) -> Result<(), String> {
+    let shapes = parse_shapes(&args.shapes)?;
+    let config = synthetic::typeform_config().map_err(|e| e.to_string())?;
+    println!("typeform-shaped DistilBERT (random weights), median of {} forwards", args.runs);
+    println!("{:<8}{:>10}{:>12}{:>10}  device", "backend", "shape", "ms", "GFLOP/s");
+    if args.backend == "cpu" || args.backend == "both" {
+        let backend = cpu_backend(args.threads);
+        let mut model = DistilBert::new(config.clone(), synthetic::random_weights(&config, 1), backend)
+            .map_err(|e| e.to_string())?;
+        time_shapes(&mut model, &shapes, args.runs, "cpu")?;
+    }
+    if args.backend == "gpu" || args.backend == "both" {
+        let options = GpuOptions { allow_software: true, ..Default::default() };
+        let gpu = pollster::block_on(GpuBackend::new(options)).map_err(|e| e.to_string())?;
+        let name = gpu.adapter_name();
+        let mut model =
+            DistilBert::new(config.clone(), synthetic::random_weights(&config, 1), gpu).map_err(|e| e.to_string())?;
+        time_shapes(&mut model, &shapes, args.runs, &name)?;
+    }
+    Ok(())
+}
+
+fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize)>, String> {
+    spec.split(',')
+        .map(|s| {
+            let (b, l) = s.trim().split_once('x').ok_or(format!("shape {s:?} is not BATCHxTOKENS"))?;
+            let parse =
+                |v: &str| v.parse::<usize>().ok().filter(|&n| n > 0).ok_or(format!("bad number in shape {s:?}"));
+            Ok((parse(b)?, parse(l)?))
+        })
+        .collect()
+}
+
+fn time_shapes<B: Backend>(
+    model: &mut DistilBert<B>,
+    shapes: &[(usize, usize)],
+    runs: usize,
+    device: &str,
+) -> Result<(), String> {
+    for &(batch, seq) in shapes {
+        // [CLS] then ordinary word ids: the values do not change the work.
+        let ids: Vec<Vec<u32>> =
+            (0..batch).map(|b| (0..seq).map(|t| (101 + 17 * (b + t) % 20000) as u32).collect()).collect();
+        let input = Batch::pad(&ids);
+        pollster::block_on(model.forward(&input)).map_err(|e| e.to_string())?;
+        let mut times: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                pollster::block_on(model.forward(&input)).map(|_| start.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        times.sort_by(f64::total_cmp);
+        let ms = times[times.len() / 2];
+        let gflops = synthetic::forward_flops(&model.config, batch, seq) / ms / 1e6;
+        println!("{:<8}{:>10}{:>12.2}{:>10.1}  {device}", model.backend_name(), format!("{batch}x{seq}"), ms, gflops);
+    }
+    Ok(())
 }

@@ -82,6 +82,9 @@ pub enum Error {
     #[error("hypothesis template {template:?}: {reason}")]
     BadTemplate { template: String, reason: String },
 
+    #[error("GPU: {0}")]
+    Gpu(String),
+
     #[error("backend: {0}")]
     Backend(String),
 

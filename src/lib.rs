@@ -12,6 +12,7 @@ pub mod error;
 pub mod files;
 pub mod model;
 pub mod pipeline;
+pub mod synthetic;
 pub mod tokenizer;
 pub mod weights;
 

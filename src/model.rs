@@ -25,6 +25,16 @@ impl<B: Backend> DistilBert<B> {
         self.backend.name()
     }
 
+    /// Most token rows one forward may take (the pipeline splits larger batches).
+    pub fn max_rows(&self) -> usize {
+        self.backend.max_rows(&self.config)
+    }
+
+    /// One tiny forward, so pipelines are compiled and buffers exist before the first real call.
+    pub async fn warm_up(&mut self) -> Result<()> {
+        self.forward(&Batch::pad(&[vec![0, 0]])).await.map(drop)
+    }
+
     /// Logits for every sequence of the batch: [B, num_labels], row-major.
     pub async fn forward(&mut self, batch: &Batch) -> Result<Vec<f32>> {
         self.check(batch)?;

@@ -14,10 +14,6 @@ use crate::tokenizer::{NliTokenizer, PairEncoding};
 /// transformers' default hypothesis template.
 pub const DEFAULT_TEMPLATE: &str = "This example is {}.";
 
-/// Token rows (sequences x padded length) in one forward. Larger label sets run in chunks, so
-/// memory stays bounded (about 12 KB of FFN activations per row at typeform's size: ~100 MB).
-pub const MAX_BATCH_TOKENS: usize = 8192;
-
 /// How to classify.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -98,6 +94,11 @@ impl<B: Backend> ZeroShotClassifier<B> {
         self.model.backend_name()
     }
 
+    /// One tiny forward, so a GPU has compiled and allocated before the first real call.
+    pub async fn warm_up(&mut self) -> Result<()> {
+        self.model.warm_up().await
+    }
+
     /// Scores `labels` for `text`.
     pub async fn classify(&mut self, text: &str, labels: &[String], options: &Options) -> Result<Classification> {
         if text.is_empty() {
@@ -115,14 +116,14 @@ impl<B: Backend> ZeroShotClassifier<B> {
         Ok(sorted(text, labels, scores, encodings.iter().any(|e| e.truncated)))
     }
 
-    /// Raw logits per pair, [pairs][num_labels], run in chunks of at most [`MAX_BATCH_TOKENS`].
+    /// Raw logits per pair, [pairs][num_labels], run in chunks the backend can hold.
     pub async fn logits(&mut self, encodings: &[PairEncoding]) -> Result<Vec<Vec<f32>>> {
-        let num_labels = self.model.config.num_labels();
+        let (num_labels, max_rows) = (self.model.config.num_labels(), self.model.max_rows());
         let mut out = Vec::with_capacity(encodings.len());
         let mut rest = encodings;
         while !rest.is_empty() {
             let longest = rest.iter().map(|e| e.ids.len()).max().unwrap_or(1).max(1);
-            let (chunk, tail) = rest.split_at((MAX_BATCH_TOKENS / longest).clamp(1, rest.len()));
+            let (chunk, tail) = rest.split_at((max_rows / longest).clamp(1, rest.len()));
             let ids: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
             let flat = self.model.forward(&Batch::pad(&ids)).await?;
             out.extend(flat.chunks_exact(num_labels).map(<[f32]>::to_vec));

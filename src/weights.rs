@@ -109,47 +109,53 @@ pub struct Weights<T = Tensor> {
 }
 
 impl<T> Linear<T> {
-    fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<Linear<U>> {
+    /// Both tensors through `f` (a backend's upload, say).
+    pub fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<Linear<U>> {
         Ok(Linear { weight: f(self.weight)?, bias: f(self.bias)? })
     }
 }
 
 impl<T> LayerNorm<T> {
-    fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<LayerNorm<U>> {
+    /// Both tensors through `f`.
+    pub fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<LayerNorm<U>> {
         Ok(LayerNorm { weight: f(self.weight)?, bias: f(self.bias)? })
     }
 }
 
-impl<T> TransformerBlock<T> {
-    fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<TransformerBlock<U>> {
-        let a = self.attention;
-        Ok(TransformerBlock {
-            attention: MultiHeadSelfAttention {
-                q_lin: a.q_lin.try_map(f)?,
-                k_lin: a.k_lin.try_map(f)?,
-                v_lin: a.v_lin.try_map(f)?,
-                out_lin: a.out_lin.try_map(f)?,
-            },
-            sa_layer_norm: self.sa_layer_norm.try_map(f)?,
-            ffn: Ffn { lin1: self.ffn.lin1.try_map(f)?, lin2: self.ffn.lin2.try_map(f)? },
-            output_layer_norm: self.output_layer_norm.try_map(f)?,
-        })
-    }
-}
-
 impl<T> Weights<T> {
-    /// Every tensor through `f`, in checkpoint order (a backend's upload, say).
-    pub fn try_map<U>(self, mut f: impl FnMut(T) -> Result<U>) -> Result<Weights<U>> {
+    /// Every Linear through `linear` and every other tensor through `tensor`, so a backend can
+    /// lay out matmul weights its own way.
+    pub fn try_map<U>(
+        self,
+        mut tensor: impl FnMut(T) -> Result<U>,
+        mut linear: impl FnMut(Linear<T>) -> Result<Linear<U>>,
+    ) -> Result<Weights<U>> {
         let e = self.embeddings;
+        let embeddings = Embeddings {
+            word_embeddings: tensor(e.word_embeddings)?,
+            position_embeddings: tensor(e.position_embeddings)?,
+            layer_norm: e.layer_norm.try_map(&mut tensor)?,
+        };
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in self.layers {
+            let a = l.attention;
+            layers.push(TransformerBlock {
+                attention: MultiHeadSelfAttention {
+                    q_lin: linear(a.q_lin)?,
+                    k_lin: linear(a.k_lin)?,
+                    v_lin: linear(a.v_lin)?,
+                    out_lin: linear(a.out_lin)?,
+                },
+                sa_layer_norm: l.sa_layer_norm.try_map(&mut tensor)?,
+                ffn: Ffn { lin1: linear(l.ffn.lin1)?, lin2: linear(l.ffn.lin2)? },
+                output_layer_norm: l.output_layer_norm.try_map(&mut tensor)?,
+            });
+        }
         Ok(Weights {
-            embeddings: Embeddings {
-                word_embeddings: f(e.word_embeddings)?,
-                position_embeddings: f(e.position_embeddings)?,
-                layer_norm: e.layer_norm.try_map(&mut f)?,
-            },
-            layers: self.layers.into_iter().map(|l| l.try_map(&mut f)).collect::<Result<_>>()?,
-            pre_classifier: self.pre_classifier.try_map(&mut f)?,
-            classifier: self.classifier.try_map(&mut f)?,
+            embeddings,
+            layers,
+            pre_classifier: linear(self.pre_classifier)?,
+            classifier: linear(self.classifier)?,
         })
     }
 }

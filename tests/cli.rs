@@ -82,12 +82,38 @@ fn errors_go_to_stderr_with_a_nonzero_status() {
         (vec!["--model", "/no/such/dir", "--labels", "a", "x"], "/no/such/dir has no model.safetensors"),
         (vec!["--model", model, "--labels", " , ", "x"], "no candidate labels"),
         (vec!["--model", model, "--labels", "a", "--template", "no slot", "x"], "has no {}"),
-        (vec!["--model", model, "--labels", "a", "--backend", "gpu", "x"], "GPU backend is not built yet"),
     ] {
         let out = zeroshot(&args, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_backend_in_use_is_reported() {
+    let model = fixture_dir("typeform-layout");
+    let model = model.to_str().unwrap();
+    let run = |backend: &str| zeroshot(&["--model", model, "--labels", "a,b", "--backend", backend, "some text"], None);
+    // auto skips software adapters (lavapipe here): it says so and runs on the CPU.
+    let auto = run("auto");
+    let stderr = String::from_utf8_lossy(&auto.stderr);
+    assert!(auto.status.success() && stderr.contains("zeroshot: using the"), "{stderr}");
+    let cpu = run("cpu");
+    assert!(cpu.status.success() && !String::from_utf8_lossy(&cpu.stderr).contains("using the"));
+    let gpu = run("gpu");
+    let stderr = String::from_utf8_lossy(&gpu.stderr);
+    if gpu.status.success() {
+        assert!(stderr.contains("zeroshot: using the GPU: "), "{stderr}");
+        let (g, c) = (&lines(&gpu)[0], &lines(&cpu)[0]);
+        assert_eq!(g["labels"], c["labels"]);
+        for (x, y) in g["scores"].as_array().unwrap().iter().zip(c["scores"].as_array().unwrap()) {
+            assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < SCORE_TOL, "gpu {x}, cpu {y}");
+        }
+    } else {
+        assert!(std::env::var("ZEROSHOT_REQUIRE_GPU").as_deref() != Ok("1"), "--backend gpu failed: {stderr}");
+        assert_eq!(gpu.status.code(), Some(2));
+        assert!(stderr.contains("no usable GPU adapter") || stderr.contains("GPU:"), "{stderr}");
     }
 }

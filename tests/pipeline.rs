@@ -3,7 +3,8 @@
 mod common;
 
 use common::files;
-use zeroshot::pipeline::{MAX_BATCH_TOKENS, hypothesis, parse_labels};
+use zeroshot::backend::MAX_BATCH_ROWS;
+use zeroshot::pipeline::{hypothesis, parse_labels};
 use zeroshot::{Checkpoint, CpuBackend, Options, ZeroShotClassifier};
 
 fn classifier(name: &str) -> ZeroShotClassifier<CpuBackend> {
@@ -73,7 +74,7 @@ fn many_labels_run_in_chunks_with_the_same_numbers() {
     let mut c = classifier("typeform-layout");
     let long_text = "The committee met again to discuss the budget and the roads. ".repeat(60);
     let labels: Vec<String> =
-        (0..(2 * MAX_BATCH_TOKENS / 512 + 3)).map(|i| format!("topic {i} {}", "x ".repeat(i % 5))).collect();
+        (0..(2 * MAX_BATCH_ROWS / 512 + 3)).map(|i| format!("topic {i} {}", "x ".repeat(i % 5))).collect();
     let tok = Checkpoint::load(files("typeform-layout")).unwrap().tokenizer;
     let encodings: Vec<_> = labels
         .iter()

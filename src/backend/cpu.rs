@@ -6,7 +6,7 @@
 use super::{Backend, Batch, LAYER_NORM_EPS};
 use crate::config::Activation;
 use crate::error::{Error, Result};
-use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Weights};
+use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
 
 /// Runs DistilBERT on the CPU.
 pub struct CpuBackend {
@@ -200,19 +200,14 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
+    fn load_tensor(&mut self, t: Tensor) -> Result<Tensor> {
+        Ok(t) // read as loaded: F32 straight from the file bytes
+    }
+
     /// Linear weights are stored transposed, [in, out], so that gemm streams them without the
-    /// per-call repacking a [out, in] layout costs it (~30% of a short forward). Everything else
-    /// is read as loaded (F32 straight from the file bytes).
-    fn load_weights(&mut self, mut weights: Weights) -> Result<Weights<Tensor>> {
-        let heads = [&mut weights.pre_classifier, &mut weights.classifier];
-        let layers = weights.layers.iter_mut().flat_map(|l| {
-            let a = &mut l.attention;
-            [&mut a.q_lin, &mut a.k_lin, &mut a.v_lin, &mut a.out_lin, &mut l.ffn.lin1, &mut l.ffn.lin2]
-        });
-        for linear in layers.chain(heads) {
-            linear.weight = transpose(&linear.weight)?;
-        }
-        Ok(weights)
+    /// per-call repacking a [out, in] layout costs it (~30% of a short forward).
+    fn load_linear(&mut self, l: Linear) -> Result<Linear> {
+        Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias })
     }
 
     fn upload_batch(&mut self, batch: &Batch) -> Result<Batch> {

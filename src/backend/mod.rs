@@ -2,10 +2,11 @@
 //! CPU and on the GPU. All dispatch happens in [`crate::model`].
 
 pub mod cpu;
+pub mod gpu;
 
-use crate::config::Activation;
+use crate::config::{Activation, Config};
 use crate::error::Result;
-use crate::weights::{Embeddings, LayerNorm, Linear, Weights};
+use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Weights};
 
 /// LayerNorm epsilon of DistilBERT (`nn.LayerNorm(dim, eps=1e-12)`).
 pub const LAYER_NORM_EPS: f32 = 1e-12;
@@ -13,6 +14,11 @@ pub const LAYER_NORM_EPS: f32 = 1e-12;
 /// Added to the attention score of a padding key. Large and finite: -inf would turn a fully
 /// masked row into NaN (-inf - -inf), and never occurs here since [CLS] is always attended.
 pub const MASKED: f32 = -1e30;
+
+/// Token rows (sequences x padded length) in one forward unless a backend needs fewer. Larger
+/// label sets run in chunks, so memory stays bounded (about 12 KB of FFN activations per row at
+/// typeform's size: ~100 MB, under WebGPU's 128 MiB default binding size).
+pub const MAX_BATCH_ROWS: usize = 8192;
 
 /// Id written into padding positions (its embedding never reaches a real token).
 const PAD_ID: u32 = 0;
@@ -68,8 +74,23 @@ pub trait Backend {
     /// What runs: "cpu" or "gpu".
     fn name(&self) -> &'static str;
 
+    /// Moves a tensor onto the backend (an upload, for a GPU).
+    fn load_tensor(&mut self, t: Tensor) -> Result<Self::Tensor>;
+
+    /// Moves a Linear onto the backend, its weight laid out as `linear` wants it.
+    fn load_linear(&mut self, l: Linear) -> Result<Linear<Self::Tensor>>;
+
     /// Takes the model's weights once, before any forward.
-    fn load_weights(&mut self, weights: Weights) -> Result<Weights<Self::Tensor>>;
+    fn load_weights(&mut self, weights: Weights) -> Result<Weights<Self::Tensor>> {
+        // Both closures need the backend; a RefCell lends it to one at a time.
+        let this = std::cell::RefCell::new(self);
+        weights.try_map(|t| this.borrow_mut().load_tensor(t), |l| this.borrow_mut().load_linear(l))
+    }
+
+    /// Most token rows (sequences x padded length) one forward may take on this backend.
+    fn max_rows(&self, _config: &Config) -> usize {
+        MAX_BATCH_ROWS
+    }
 
     /// Makes a batch available to the ops below.
     fn upload_batch(&mut self, batch: &Batch) -> Result<Self::Input>;

@@ -154,3 +154,47 @@ pub fn check_pipeline<B: zeroshot::backend::Backend>(
     }
     parity
 }
+
+/// A GPU backend for tests, on any adapter (lavapipe and SwiftShader included). Without one the
+/// test is skipped with a message, unless ZEROSHOT_REQUIRE_GPU=1 (CI sets it), which fails it.
+pub fn gpu_backend(options: zeroshot::backend::gpu::GpuOptions) -> Option<zeroshot::backend::gpu::GpuBackend> {
+    let options = zeroshot::backend::gpu::GpuOptions { allow_software: true, ..options };
+    match pollster::block_on(zeroshot::backend::gpu::GpuBackend::new(options)) {
+        Ok(gpu) => Some(gpu),
+        Err(e) if std::env::var("ZEROSHOT_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("ZEROSHOT_REQUIRE_GPU=1 but no GPU backend: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe");
+            None
+        }
+    }
+}
+
+/// Deterministic pseudo-random values in [-scale, scale) (xorshift; no rand dependency).
+pub fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// Asserts `actual` is within `tol * max(1, |expected|)` of `expected` everywhere, naming the
+/// first failing index with both values.
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    let mut worst = (0.0f32, 0usize);
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let err = (a - e).abs() / e.abs().max(1.0);
+        assert!(err <= tol && a.is_finite(), "{what}: index {i}: actual {a}, expected {e} (tolerance {tol})");
+        if err > worst.0 {
+            worst = (err, i);
+        }
+    }
+    println!("{what}: {} values, worst relative error {:.2e} at {}", actual.len(), worst.0, worst.1);
+}

@@ -1,0 +1,40 @@
+// out[t, :] = LayerNorm(word[ids[t], :] + position[t % seq, :]), one workgroup per token row.
+// Ids were checked against the vocabulary before upload. Uses `workgroup_sum` (row_sum.wgsl).
+
+struct Params {
+    rows: u32, // batch * seq
+    seq: u32,  // tokens per sequence (positions restart every `seq` rows)
+    dim: u32,
+    eps: f32,
+}
+
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read> word: array<f32>;
+@group(0) @binding(2) var<storage, read> position: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+fn embedding(t: u32, i: u32) -> f32 {
+    return word[ids[t] * params.dim + i] + position[(t % params.seq) * params.dim + i];
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+    let t = wg.x;
+    var s = 0.0;
+    for (var i = tid; i < params.dim; i += 256u) {
+        s += embedding(t, i);
+    }
+    let mean = workgroup_sum(s, tid) / f32(params.dim);
+    var v = 0.0;
+    for (var i = tid; i < params.dim; i += 256u) {
+        let d = embedding(t, i) - mean;
+        v += d * d;
+    }
+    let inv = inverseSqrt(workgroup_sum(v, tid) / f32(params.dim) + params.eps);
+    for (var i = tid; i < params.dim; i += 256u) {
+        out[t * params.dim + i] = (embedding(t, i) - mean) * inv * gamma[i] + beta[i];
+    }
+}

@@ -1,0 +1,580 @@
+//! The GPU backend: DistilBERT in WGSL compute shaders through wgpu, so the same kernels run on
+//! WebGPU in browsers and on Vulkan/Metal/DX12 natively.
+//!
+//! The context is built once (adapter, device, pipelines compiled at creation); weights are
+//! uploaded once, one buffer per tensor, straight from the loaded bytes; activations come from a
+//! pool of buffers reused within and across forwards. One forward records into one command
+//! encoder, submitted once, and only the logits are read back (asynchronously: `map_async`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::{Backend, Batch, LAYER_NORM_EPS, MAX_BATCH_ROWS};
+use crate::config::{Activation, Config};
+use crate::error::{Error, Result};
+use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
+
+/// Largest sequence the attention kernel holds in workgroup memory (`MAX_SEQ` in attention.wgsl).
+const MAX_SEQ: usize = 1024;
+/// Largest head the attention kernel holds (`q_row` in attention.wgsl).
+const MAX_HEAD_DIM: usize = 256;
+/// Output tile of matmul.wgsl, per workgroup.
+const MATMUL_TILE: u32 = 64;
+
+/// How to pick and size the GPU.
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    /// Accept software adapters (lavapipe, SwiftShader, WARP). `auto` leaves them out: our CPU
+    /// backend is faster than they are.
+    pub allow_software: bool,
+    /// Caps activation buffers below the device's binding limit (tests use it to force batch
+    /// splitting); weights are always held to the device's own limit.
+    pub max_activation_bytes: Option<u64>,
+}
+
+/// A 2-D f32 tensor in a GPU buffer. Rows are `row_stride` elements apart (== cols unless this
+/// is a view of every L-th row, as for the [CLS] rows).
+pub struct GpuTensor {
+    buffer: Rc<PooledBuffer>,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+}
+
+/// A buffer that goes back to its pool when the last tensor using it is dropped. Reusing it in a
+/// later dispatch of the same command encoder is safe: wgpu orders dispatches and inserts barriers.
+struct PooledBuffer {
+    buffer: wgpu::Buffer,
+    pool: Option<Rc<RefCell<Pool>>>,
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.borrow_mut().free.entry(self.buffer.size()).or_default().push(self.buffer.clone());
+        }
+    }
+}
+
+/// Free activation buffers by size in bytes.
+#[derive(Default)]
+struct Pool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+}
+
+/// A batch's ids and attention-mask bias on the GPU.
+pub struct GpuInput {
+    ids: GpuTensor,
+    key_bias: GpuTensor,
+    batch: usize,
+    seq: usize,
+}
+
+/// The compiled kernels, one per `shaders/*.wgsl` family, with their bind group layouts.
+struct Kernels {
+    embed: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    matmul: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    attention: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    add_layer_norm: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+}
+
+/// Bytes between two dispatches' parameters (WebGPU's minimum uniform offset alignment).
+const PARAM_SLOT: usize = 256;
+/// Bytes per parameter buffer.
+const PARAM_CHUNK: usize = 64 * 1024;
+
+/// The `Params` uniforms of one forward, 256 bytes apart in reusable 64 KiB buffers, written with
+/// one queue write per buffer just before the submit: nothing is allocated per dispatch.
+#[derive(Default)]
+struct ParamArena {
+    chunks: Vec<wgpu::Buffer>,
+    data: Vec<u8>,
+}
+
+impl ParamArena {
+    /// Stages `params` and returns where they will be: (buffer, byte offset).
+    fn push(&mut self, device: &wgpu::Device, params: &[u32]) -> (wgpu::Buffer, u64) {
+        let at = self.data.len();
+        self.data.extend_from_slice(bytemuck::cast_slice(params));
+        self.data.resize(at + PARAM_SLOT, 0);
+        let chunk = at / PARAM_CHUNK;
+        while self.chunks.len() <= chunk {
+            self.chunks.push(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: PARAM_CHUNK as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        (self.chunks[chunk].clone(), (at % PARAM_CHUNK) as u64)
+    }
+
+    /// Queues the staged parameters for upload and starts over.
+    fn flush(&mut self, queue: &wgpu::Queue) {
+        for (chunk, bytes) in self.chunks.iter().zip(self.data.chunks(PARAM_CHUNK)) {
+            queue.write_buffer(chunk, 0, bytes);
+        }
+        self.data.clear();
+    }
+}
+
+/// Errors the device reports outside error scopes, and why it was lost, if it was.
+#[derive(Default)]
+struct DeviceErrors {
+    uncaptured: Vec<String>,
+    lost: Option<String>,
+}
+
+/// DistilBERT on a GPU.
+pub struct GpuBackend {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    kernels: Kernels,
+    pool: Rc<RefCell<Pool>>,
+    encoder: Option<wgpu::CommandEncoder>,
+    params: ParamArena,
+    /// Mappable buffer the logits are copied into, kept across forwards.
+    readback: Option<wgpu::Buffer>,
+    errors: Arc<Mutex<DeviceErrors>>,
+    /// The device's bytes per storage binding.
+    max_binding: u64,
+    /// Bytes per activation buffer (at most `max_binding`).
+    max_activation: u64,
+}
+
+impl GpuBackend {
+    /// Finds an adapter, opens a device and compiles every kernel.
+    pub async fn new(options: GpuOptions) -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pick_adapter(&instance, options.allow_software).await?;
+        let info = adapter.get_info();
+        let available = adapter.limits();
+        let required_limits = wgpu::Limits {
+            max_storage_buffer_binding_size: available.max_storage_buffer_binding_size,
+            max_buffer_size: available.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let descriptor = wgpu::DeviceDescriptor { label: Some("zeroshot"), required_limits, ..Default::default() };
+        let (device, queue) =
+            adapter.request_device(&descriptor).await.map_err(|e| gpu_error(&info, format!("no device: {e}")))?;
+        let errors = Arc::new(Mutex::new(DeviceErrors::default()));
+        watch_errors(&device, &errors);
+        let kernels = compile(&device).await.map_err(|e| gpu_error(&info, e))?;
+        let max_binding = device.limits().max_storage_buffer_binding_size;
+        let max_activation = options.max_activation_bytes.unwrap_or(u64::MAX).min(max_binding);
+        Ok(GpuBackend {
+            device,
+            queue,
+            info,
+            kernels,
+            pool: Rc::default(),
+            encoder: None,
+            params: ParamArena::default(),
+            readback: None,
+            errors,
+            max_binding,
+            max_activation,
+        })
+    }
+
+    /// The adapter in use, e.g. "NVIDIA H100 80GB HBM3 (Vulkan)".
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// Whether the adapter is a software rasteriser rather than a GPU.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Fails if the device was lost or reported an error since the last check.
+    fn check_device(&self) -> Result<()> {
+        let mut errors = self.errors.lock().map_err(|_| Error::Gpu("error state poisoned".into()))?;
+        if let Some(reason) = &errors.lost {
+            return Err(gpu_error(&self.info, format!("device lost: {reason}")));
+        }
+        if !errors.uncaptured.is_empty() {
+            let all = std::mem::take(&mut errors.uncaptured).join("; ");
+            return Err(gpu_error(&self.info, all));
+        }
+        Ok(())
+    }
+
+    /// An activation buffer of `rows x cols` f32, from the pool when one of that size is free.
+    fn alloc(&mut self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        let bytes = (rows * cols * 4).max(4) as u64;
+        if bytes > self.max_activation {
+            return Err(Error::Gpu(format!(
+                "a {rows}x{cols} activation needs {bytes} bytes, over the device's {} per binding",
+                self.max_activation
+            )));
+        }
+        let reused = self.pool.borrow_mut().free.get_mut(&bytes).and_then(Vec::pop);
+        let buffer = reused.unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("activation"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let buffer = Rc::new(PooledBuffer { buffer, pool: Some(Rc::clone(&self.pool)) });
+        Ok(GpuTensor { buffer, rows, cols, row_stride: cols })
+    }
+
+    /// Records one dispatch: `buffers` bound at 0.., the `params` uniform after them.
+    fn dispatch(&mut self, kernel: Kernel, buffers: &[&wgpu::Buffer], params: &[u32], groups: [u32; 3]) -> Result<()> {
+        let (pipeline, layout) = match kernel {
+            Kernel::Embed => &self.kernels.embed,
+            Kernel::Matmul => &self.kernels.matmul,
+            Kernel::Attention => &self.kernels.attention,
+            Kernel::AddLayerNorm => &self.kernels.add_layer_norm,
+        };
+        let (uniform, offset) = self.params.push(&self.device, params);
+        let uniform = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &uniform,
+            offset,
+            size: std::num::NonZeroU64::new((params.len() * 4) as u64),
+        });
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .map(|b| b.as_entire_binding())
+            .chain([uniform])
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
+            .collect();
+        let bind_group =
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
+        let encoder = self.encoder.as_mut().ok_or_else(|| Error::Gpu("dispatch outside a forward".into()))?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        Ok(())
+    }
+
+    /// A pooled buffer holding `values` (written just before the next submit).
+    fn input_buffer<T: bytemuck::Pod>(&mut self, values: &[T]) -> Result<GpuTensor> {
+        let t = self.alloc(values.len(), 1)?;
+        self.queue.write_buffer(&t.buffer.buffer, 0, bytemuck::cast_slice(values));
+        Ok(t)
+    }
+
+    /// The readback buffer, grown when `size` bytes do not fit.
+    fn readback_buffer(&mut self, size: u64) -> wgpu::Buffer {
+        match &self.readback {
+            Some(b) if b.size() >= size => b.clone(),
+            _ => {
+                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: size.next_power_of_two(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.readback = Some(b.clone());
+                b
+            }
+        }
+    }
+
+    /// Uploads f32 data as a storage buffer (weights and per-batch inputs).
+    fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        if bytes.len() as u64 > self.max_binding {
+            return Err(Error::Gpu(format!(
+                "{label} has {} bytes, over the device's {} per storage binding",
+                bytes.len(),
+                self.max_binding
+            )));
+        }
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: if bytes.is_empty() { &[0; 4] } else { bytes },
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        }))
+    }
+
+    /// Submits the forward's encoder with a copy of `t` into a mappable buffer, and waits for it.
+    async fn submit_and_read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
+        // Normally the forward's encoder; a later read of an already computed tensor gets its own.
+        let mut encoder = match self.encoder.take() {
+            Some(encoder) => encoder,
+            None => self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read") }),
+        };
+        // A strided view's last row ends `cols` into its stride.
+        let size = (((t.rows.max(1) - 1) * t.row_stride + t.cols) * 4) as u64;
+        let staging = self.readback_buffer(size);
+        encoder.copy_buffer_to_buffer(&t.buffer.buffer, 0, &staging, 0, size);
+        self.params.flush(&self.queue);
+        self.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| drop(sender.send(r)));
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| gpu_error(&self.info, format!("waiting for the GPU: {e}")))?;
+        let mapped = receiver.await.map_err(|_| gpu_error(&self.info, "readback was cancelled".into()))?;
+        self.check_device()?;
+        mapped.map_err(|e| gpu_error(&self.info, format!("readback failed: {e}")))?;
+        let view =
+            staging.slice(..size).get_mapped_range().map_err(|e| gpu_error(&self.info, format!("readback: {e}")))?;
+        let values: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(values)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    Embed,
+    Matmul,
+    Attention,
+    AddLayerNorm,
+}
+
+fn gpu_error(info: &wgpu::AdapterInfo, message: String) -> Error {
+    Error::Gpu(format!("{message} (adapter: {} on {:?})", info.name, info.backend))
+}
+
+/// The best adapter: a discrete GPU before an integrated one before anything else; software
+/// adapters only when `allow_software`.
+async fn pick_adapter(instance: &wgpu::Instance, allow_software: bool) -> Result<wgpu::Adapter> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let candidates = instance.enumerate_adapters(wgpu::Backends::all()).await;
+    #[cfg(target_arch = "wasm32")]
+    let candidates: Vec<wgpu::Adapter> = {
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        instance.request_adapter(&options).await.into_iter().collect()
+    };
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let seen: Vec<String> =
+        candidates.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().device_type)).collect();
+    candidates
+        .into_iter()
+        .filter(|a| allow_software || a.get_info().device_type != wgpu::DeviceType::Cpu)
+        .min_by_key(rank)
+        .ok_or_else(|| {
+            let found = if seen.is_empty() { "none".to_string() } else { seen.join(", ") };
+            let hint =
+                if allow_software { "" } else { "; software adapters are skipped unless the GPU backend is forced" };
+            Error::Gpu(format!("no usable GPU adapter (found: {found}{hint})"))
+        })
+}
+
+/// Records device errors and loss instead of wgpu's default, which panics.
+fn watch_errors(device: &wgpu::Device, errors: &Arc<Mutex<DeviceErrors>>) {
+    let sink = Arc::clone(errors);
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        if let Ok(mut s) = sink.lock() {
+            s.uncaptured.push(e.to_string());
+        }
+    }));
+    let sink = Arc::clone(errors);
+    device.set_device_lost_callback(move |reason, message| {
+        if let Ok(mut s) = sink.lock() {
+            s.lost = Some(format!("{reason:?}: {message}"));
+        }
+    });
+}
+
+/// Compiles every kernel inside error scopes, so a shader the driver rejects is an error.
+async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let pipeline = |name: &str, source: &str| {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        (pipeline, layout)
+    };
+    let kernels = Kernels {
+        embed: pipeline(
+            "embed",
+            concat!(include_str!("../../shaders/row_sum.wgsl"), include_str!("../../shaders/embed.wgsl")),
+        ),
+        matmul: pipeline(
+            "matmul",
+            concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul.wgsl")),
+        ),
+        attention: pipeline("attention", include_str!("../../shaders/attention.wgsl")),
+        add_layer_norm: pipeline(
+            "add_layer_norm",
+            concat!(include_str!("../../shaders/row_sum.wgsl"), include_str!("../../shaders/add_layer_norm.wgsl")),
+        ),
+    };
+    if let Some(e) = validation.pop().await {
+        return Err(format!("a compute shader was rejected: {e}"));
+    }
+    if let Some(e) = oom.pop().await {
+        return Err(format!("out of memory compiling shaders: {e}"));
+    }
+    Ok(kernels)
+}
+
+fn groups(n: usize, per_group: u32) -> u32 {
+    (n as u32).div_ceil(per_group)
+}
+
+fn contiguous(t: &GpuTensor, what: &str) -> Result<()> {
+    if t.row_stride != t.cols {
+        return Err(Error::Gpu(format!("{what} needs a contiguous tensor")));
+    }
+    Ok(())
+}
+
+impl Backend for GpuBackend {
+    type Tensor = GpuTensor;
+    type Input = GpuInput;
+
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn load_tensor(&mut self, t: Tensor) -> Result<GpuTensor> {
+        let (rows, cols) = match t.shape[..] {
+            [n] => (1, n),
+            [r, c] => (r, c),
+            _ => return Err(Error::Gpu(format!("cannot upload a tensor of shape {:?}", t.shape))),
+        };
+        let buffer = self.upload("weight", bytemuck::cast_slice(t.data()))?;
+        Ok(GpuTensor { buffer: Rc::new(PooledBuffer { buffer, pool: None }), rows, cols, row_stride: cols })
+    }
+
+    /// Linear weights stay [out, in] as in the checkpoint: matmul.wgsl reads them that way.
+    fn load_linear(&mut self, l: Linear) -> Result<Linear<GpuTensor>> {
+        Ok(Linear { weight: self.load_tensor(l.weight)?, bias: self.load_tensor(l.bias)? })
+    }
+
+    /// Every activation and the FFN's [rows, hidden_dim] must fit one storage binding.
+    fn max_rows(&self, config: &Config) -> usize {
+        let widest = config.dim.max(config.hidden_dim).max(1) as u64 * 4;
+        ((self.max_activation / widest) as usize).clamp(1, MAX_BATCH_ROWS)
+    }
+
+    fn upload_batch(&mut self, batch: &Batch) -> Result<GpuInput> {
+        self.check_device()?;
+        if batch.seq > MAX_SEQ {
+            return Err(Error::Gpu(format!("sequences of {} tokens exceed the kernel's {MAX_SEQ}", batch.seq)));
+        }
+        self.params.data.clear(); // a forward that failed midway left its parameters behind
+        self.encoder =
+            Some(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+        Ok(GpuInput {
+            ids: self.input_buffer(&batch.ids)?,
+            key_bias: self.input_buffer(&batch.key_bias)?,
+            batch: batch.batch,
+            seq: batch.seq,
+        })
+    }
+
+    fn embed(&mut self, input: &GpuInput, emb: &Embeddings<GpuTensor>) -> Result<GpuTensor> {
+        let (rows, dim) = (input.batch * input.seq, emb.word_embeddings.cols);
+        let out = self.alloc(rows, dim)?;
+        let params = [rows as u32, input.seq as u32, dim as u32, LAYER_NORM_EPS.to_bits()];
+        let buffers = [
+            &input.ids.buffer.buffer,
+            &emb.word_embeddings.buffer.buffer,
+            &emb.position_embeddings.buffer.buffer,
+            &emb.layer_norm.weight.buffer.buffer,
+            &emb.layer_norm.bias.buffer.buffer,
+            &out.buffer.buffer,
+        ];
+        self.dispatch(Kernel::Embed, &buffers, &params, [rows as u32, 1, 1])?;
+        Ok(out)
+    }
+
+    fn linear(&mut self, x: &GpuTensor, w: &Linear<GpuTensor>, act: Option<Activation>) -> Result<GpuTensor> {
+        let (m, k, n) = (x.rows, x.cols, w.weight.rows);
+        if w.weight.cols != k {
+            return Err(Error::Gpu(format!("linear: input width {k}, weight expects {}", w.weight.cols)));
+        }
+        let out = self.alloc(m, n)?;
+        let act = match act {
+            None => 0,
+            Some(Activation::Gelu) => 1,
+            Some(Activation::Relu) => 2,
+        };
+        let params = [m as u32, n as u32, k as u32, x.row_stride as u32, act, 0, 0, 0];
+        let buffers = [&x.buffer.buffer, &w.weight.buffer.buffer, &w.bias.buffer.buffer, &out.buffer.buffer];
+        self.dispatch(Kernel::Matmul, &buffers, &params, [groups(n, MATMUL_TILE), groups(m, MATMUL_TILE), 1])?;
+        Ok(out)
+    }
+
+    fn attention(
+        &mut self,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        input: &GpuInput,
+        n_heads: usize,
+    ) -> Result<GpuTensor> {
+        let (rows, dim) = (q.rows, q.cols);
+        let head_dim = dim / n_heads.max(1);
+        if rows != input.batch * input.seq || dim % n_heads != 0 || head_dim > MAX_HEAD_DIM {
+            return Err(Error::Gpu(format!("attention: {rows}x{dim} with {n_heads} heads is not supported")));
+        }
+        for t in [q, k, v] {
+            contiguous(t, "attention")?;
+        }
+        let out = self.alloc(rows, dim)?;
+        let params = [input.seq as u32, dim as u32, head_dim as u32, (1.0 / (head_dim as f32).sqrt()).to_bits()];
+        let buffers =
+            [&q.buffer.buffer, &k.buffer.buffer, &v.buffer.buffer, &input.key_bias.buffer.buffer, &out.buffer.buffer];
+        self.dispatch(Kernel::Attention, &buffers, &params, [input.seq as u32, n_heads as u32, input.batch as u32])?;
+        Ok(out)
+    }
+
+    fn add_layer_norm(&mut self, x: &GpuTensor, residual: &GpuTensor, ln: &LayerNorm<GpuTensor>) -> Result<GpuTensor> {
+        if (x.rows, x.cols) != (residual.rows, residual.cols) {
+            return Err(Error::Gpu("add_layer_norm: x and residual shapes differ".into()));
+        }
+        contiguous(x, "add_layer_norm")?;
+        contiguous(residual, "add_layer_norm")?;
+        let out = self.alloc(x.rows, x.cols)?;
+        let params = [x.rows as u32, x.cols as u32, LAYER_NORM_EPS.to_bits(), 0];
+        let buffers = [
+            &x.buffer.buffer,
+            &residual.buffer.buffer,
+            &ln.weight.buffer.buffer,
+            &ln.bias.buffer.buffer,
+            &out.buffer.buffer,
+        ];
+        self.dispatch(Kernel::AddLayerNorm, &buffers, &params, [x.rows as u32, 1, 1])?;
+        Ok(out)
+    }
+
+    /// A strided view (every `seq`-th row): matmul reads rows `a_row_stride` apart, so no copy.
+    fn cls_rows(&mut self, x: &GpuTensor, input: &GpuInput) -> Result<GpuTensor> {
+        contiguous(x, "cls_rows")?;
+        Ok(GpuTensor { buffer: Rc::clone(&x.buffer), rows: input.batch, cols: x.cols, row_stride: input.seq * x.cols })
+    }
+
+    async fn read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
+        let data = self.submit_and_read(t).await?;
+        Ok(data.chunks(t.row_stride).take(t.rows).flat_map(|row| &row[..t.cols]).copied().collect())
+    }
+}

@@ -1,0 +1,78 @@
+//! A model with typeform's exact shapes and random weights, made in-process, so a benchmark
+//! needs no 268 MB download (and a GPU machine no file carried over).
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::weights::{Embeddings, Ffn, LayerNorm, Linear, MultiHeadSelfAttention, Tensor, TransformerBlock, Weights};
+
+/// `config.json` of typeform/distilbert-base-uncased-mnli, as the Hub has it (the fields we read).
+pub const TYPEFORM_CONFIG: &str = r#"{
+  "model_type": "distilbert", "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12,
+  "hidden_dim": 3072, "max_position_embeddings": 512, "activation": "gelu",
+  "id2label": {"0": "ENTAILMENT", "1": "NEUTRAL", "2": "CONTRADICTION"},
+  "label2id": {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}
+}"#;
+
+/// typeform's config.
+pub fn typeform_config() -> Result<Config> {
+    Config::from_json(TYPEFORM_CONFIG.as_bytes())
+}
+
+/// Uniform random values in [-scale, scale) from a xorshift stream.
+struct Random(u64);
+
+impl Random {
+    fn tensor(&mut self, shape: &[usize], scale: f32) -> Tensor {
+        let n = shape.iter().product();
+        let values = (0..n)
+            .map(|_| {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect();
+        Tensor::from_vec(shape.to_vec(), values)
+    }
+
+    fn linear(&mut self, out: usize, inp: usize) -> Linear {
+        Linear { weight: self.tensor(&[out, inp], (3.0 / inp as f32).sqrt()), bias: self.tensor(&[out], 0.1) }
+    }
+
+    fn layer_norm(&mut self, dim: usize) -> LayerNorm {
+        let gamma = self.tensor(&[dim], 0.1).data().iter().map(|g| 1.0 + g).collect();
+        LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: self.tensor(&[dim], 0.1) }
+    }
+}
+
+/// Random weights of `config`'s shapes.
+pub fn random_weights(config: &Config, seed: u64) -> Weights {
+    let mut r = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let (d, h) = (config.dim, config.hidden_dim);
+    let embeddings = Embeddings {
+        word_embeddings: r.tensor(&[config.vocab_size, d], 1.0),
+        position_embeddings: r.tensor(&[config.max_position_embeddings, d], 1.0),
+        layer_norm: r.layer_norm(d),
+    };
+    let layers = (0..config.n_layers)
+        .map(|_| TransformerBlock {
+            attention: MultiHeadSelfAttention {
+                q_lin: r.linear(d, d),
+                k_lin: r.linear(d, d),
+                v_lin: r.linear(d, d),
+                out_lin: r.linear(d, d),
+            },
+            sa_layer_norm: r.layer_norm(d),
+            ffn: Ffn { lin1: r.linear(h, d), lin2: r.linear(d, h) },
+            output_layer_norm: r.layer_norm(d),
+        })
+        .collect();
+    Weights { embeddings, layers, pre_classifier: r.linear(d, d), classifier: r.linear(config.num_labels(), d) }
+}
+
+/// Multiply-adds x 2 of one forward over `batch` sequences of `seq` tokens.
+pub fn forward_flops(config: &Config, batch: usize, seq: usize) -> f64 {
+    let (d, h, rows) = (config.dim as f64, config.hidden_dim as f64, (batch * seq) as f64);
+    let per_layer = rows * (4.0 * d * d + 2.0 * d * h) + 2.0 * batch as f64 * (seq * seq) as f64 * d;
+    2.0 * (config.n_layers as f64 * per_layer + batch as f64 * (d * d + d * config.num_labels() as f64))
+}

@@ -1,0 +1,166 @@
+//! Every kernel on small, odd and large shapes: the CPU backend against naive loops written here,
+//! and the GPU backend (lavapipe in CI) against the CPU backend. Failures print index, actual,
+//! expected.
+
+mod common;
+
+use common::{assert_close, gpu_backend, random};
+use zeroshot::Activation;
+use zeroshot::backend::gpu::GpuOptions;
+use zeroshot::backend::{Backend, Batch};
+use zeroshot::weights::{Embeddings, LayerNorm, Linear, Tensor};
+
+/// Relative tolerance, GPU vs CPU and CPU vs naive: f32 sums in another order.
+const TOL: f32 = 1e-4;
+
+fn tensor(shape: &[usize], seed: u64, scale: f32) -> Tensor {
+    Tensor::from_vec(shape.to_vec(), random(shape.iter().product(), seed, scale))
+}
+
+fn linear(out: usize, inp: usize, seed: u64) -> Linear {
+    Linear { weight: tensor(&[out, inp], seed, 1.0 / (inp as f32).sqrt()), bias: tensor(&[out], seed + 1, 0.5) }
+}
+
+fn layer_norm(dim: usize, seed: u64) -> LayerNorm {
+    let gamma = random(dim, seed, 0.3).iter().map(|g| 1.0 + g).collect();
+    LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: tensor(&[dim], seed + 1, 0.3) }
+}
+
+/// Sequences of the given lengths with random ids, padded into one batch.
+fn batch(lengths: &[usize], vocab: u32, seed: u64) -> Batch {
+    let ids = random(lengths.iter().sum(), seed, 1.0);
+    let mut at = 0;
+    let seqs: Vec<Vec<u32>> = lengths
+        .iter()
+        .map(|&n| {
+            at += n;
+            ids[at - n..at].iter().map(|x| ((x + 1.0) * 0.5 * vocab as f32) as u32 % vocab).collect()
+        })
+        .collect();
+    Batch::pad(&seqs)
+}
+
+fn run_linear<B: Backend>(b: &mut B, x: &Tensor, w: Linear, act: Option<Activation>) -> Vec<f32> {
+    let x = b.load_tensor(Tensor::from_vec(x.shape.clone(), x.data().to_vec())).unwrap();
+    let w = b.load_linear(w).unwrap();
+    let _ = b.upload_batch(&Batch::pad(&[vec![0]])).unwrap(); // opens the forward's encoder
+    let y = b.linear(&x, &w, act).unwrap();
+    pollster::block_on(b.read(&y)).unwrap()
+}
+
+fn naive_linear(x: &Tensor, w: &Linear, act: Option<Activation>) -> Vec<f32> {
+    let (rows, inp, out) = (x.shape[0], x.shape[1], w.weight.shape[0]);
+    let mut y = vec![0.0; rows * out];
+    for r in 0..rows {
+        for o in 0..out {
+            let dot: f64 = (0..inp).map(|i| x.data()[r * inp + i] as f64 * w.weight.data()[o * inp + i] as f64).sum();
+            let v = dot as f32 + w.bias.data()[o];
+            y[r * out + o] = match act {
+                Some(Activation::Gelu) => zeroshot::backend::cpu::gelu(v),
+                Some(Activation::Relu) => v.max(0.0),
+                None => v,
+            };
+        }
+    }
+    y
+}
+
+fn clone_linear(l: &Linear) -> Linear {
+    let c = |t: &Tensor| Tensor::from_vec(t.shape.clone(), t.data().to_vec());
+    Linear { weight: c(&l.weight), bias: c(&l.bias) }
+}
+
+#[test]
+fn linear_on_small_odd_and_large_shapes() {
+    let mut gpu = gpu_backend(GpuOptions::default());
+    let shapes = [(1, 3, 5), (37, 61, 129), (64, 64, 64), (65, 17, 3), (256, 768, 3072)];
+    for (i, &(rows, inp, out)) in shapes.iter().enumerate() {
+        for act in [None, Some(Activation::Gelu), Some(Activation::Relu)] {
+            let what = format!("linear {rows}x{inp} @ {inp}x{out} {act:?}");
+            let x = tensor(&[rows, inp], 10 + i as u64, 2.0);
+            let w = linear(out, inp, 20 + i as u64);
+            let cpu = run_linear(&mut zeroshot::CpuBackend::new(1), &x, clone_linear(&w), act);
+            if rows * inp * out < 10_000_000 {
+                assert_close(&format!("cpu {what}"), &cpu, &naive_linear(&x, &w, act), TOL);
+            }
+            if let Some(gpu) = gpu.as_mut() {
+                assert_close(&format!("gpu {what}"), &run_linear(gpu, &x, w, act), &cpu, TOL);
+            }
+        }
+    }
+}
+
+/// embed, then attention on q = k = v = that, then add_layer_norm and the [CLS] rows through a
+/// linear: every non-matmul kernel, on one backend.
+fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], dim: usize, heads: usize, max_pos: usize) -> [Vec<f32>; 4] {
+    let vocab = 97;
+    let emb = Embeddings {
+        word_embeddings: b.load_tensor(tensor(&[vocab, dim], 1, 1.0)).unwrap(),
+        position_embeddings: b.load_tensor(tensor(&[max_pos, dim], 2, 1.0)).unwrap(),
+        layer_norm: layer_norm(dim, 3).try_map(&mut |t| b.load_tensor(t)).unwrap(),
+    };
+    let ln = layer_norm(dim, 5).try_map(&mut |t| b.load_tensor(t)).unwrap();
+    let head = b.load_linear(linear(3, dim, 7)).unwrap();
+    let batch = batch(lengths, vocab as u32, 9);
+    let input = b.upload_batch(&batch).unwrap();
+    let x = b.embed(&input, &emb).unwrap();
+    let ctx = b.attention(&x, &x, &x, &input, heads).unwrap();
+    let y = b.add_layer_norm(&ctx, &x, &ln).unwrap();
+    let cls = b.cls_rows(&y, &input).unwrap();
+    let logits = b.linear(&cls, &head, None).unwrap();
+    [&x, &ctx, &y]
+        .map(|t| pollster::block_on(b.read(t)).unwrap())
+        .into_iter()
+        .chain([pollster::block_on(b.read(&logits)).unwrap()])
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap()
+}
+
+#[test]
+fn embed_attention_layer_norm_and_cls_rows() {
+    let mut gpu = gpu_backend(GpuOptions::default());
+    // (sequence lengths, dim, heads): one token; odd sizes with padding; typeform's head size.
+    let cases: [(&[usize], usize, usize); 4] =
+        [(&[1], 4, 1), (&[37, 5, 36], 61, 1), (&[7, 3], 24, 3), (&[128, 100, 128], 768, 12)];
+    for (lengths, dim, heads) in cases {
+        let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, dim, heads, 130);
+        check_against_naive(&cpu, lengths, dim, heads);
+        let Some(gpu) = gpu.as_mut() else { continue };
+        let got = run_rest(gpu, lengths, dim, heads, 130);
+        for (name, (g, c)) in
+            ["embed", "attention", "add_layer_norm", "cls_rows + linear"].iter().zip(got.iter().zip(&cpu))
+        {
+            assert_close(&format!("gpu {name} {lengths:?} dim {dim} heads {heads}"), g, c, TOL);
+        }
+    }
+}
+
+/// The CPU's attention against a naive per-(sequence, head, query) loop in f64, on its own
+/// embed output; padding keys must get no weight.
+fn check_against_naive(cpu: &[Vec<f32>; 4], lengths: &[usize], dim: usize, heads: usize) {
+    let (x, ctx) = (&cpu[0], &cpu[1]);
+    let seq = *lengths.iter().max().unwrap();
+    let hd = dim / heads;
+    let mut want = vec![0.0f32; x.len()];
+    for (b, &len) in lengths.iter().enumerate() {
+        for h in 0..heads {
+            for q in 0..seq {
+                let row = |t: usize| &x[(b * seq + t) * dim + h * hd..][..hd];
+                let scores: Vec<f64> = (0..len)
+                    .map(|k| {
+                        row(q).iter().zip(row(k)).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f64::MIN, f64::max);
+                let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = exp.iter().sum();
+                for d in 0..hd {
+                    let v: f64 = (0..len).map(|k| exp[k] / sum * row(k)[d] as f64).sum();
+                    want[(b * seq + q) * dim + h * hd + d] = v as f32;
+                }
+            }
+        }
+    }
+    assert_close(&format!("cpu attention {lengths:?} dim {dim} heads {heads}"), ctx, &want, TOL);
+}

@@ -1,0 +1,64 @@
+//! The whole model on the GPU (lavapipe in CI) against transformers, with the CPU's tolerances,
+//! and batch splitting under deliberately lowered device limits.
+
+mod common;
+
+use common::{FIXTURES, check_pipeline, files, gpu_backend, reference};
+use zeroshot::backend::gpu::GpuOptions;
+use zeroshot::pipeline::hypothesis;
+use zeroshot::{Checkpoint, CpuBackend, ZeroShotClassifier};
+
+#[test]
+fn gpu_matches_transformers_on_every_fixture() {
+    for name in FIXTURES {
+        let Some(gpu) = gpu_backend(GpuOptions::default()) else { return };
+        let checkpoint = Checkpoint::load(files(name)).unwrap();
+        let tokenizer = Checkpoint::load(files(name)).unwrap().tokenizer;
+        let mut classifier = ZeroShotClassifier::new(checkpoint, gpu).unwrap();
+        assert_eq!(classifier.backend_name(), "gpu");
+        let parity = check_pipeline(&mut classifier, &tokenizer, &reference(name));
+        println!(
+            "{name} (gpu): max logit error {:.2e}, max score error {:.2e}",
+            parity.max_logit_err, parity.max_score_err
+        );
+        assert!(parity.failures.is_empty(), "{name} (gpu):\n{}", parity.failures.join("\n"));
+    }
+}
+
+#[test]
+fn batches_split_to_fit_a_small_binding_limit() {
+    // typeform-layout: FFN 40 wide; 40 * 4 * 600 bytes holds one 512-token sequence per forward.
+    let Some(gpu) = gpu_backend(GpuOptions { max_activation_bytes: Some(40 * 4 * 600), ..Default::default() }) else {
+        return;
+    };
+    let mut small = ZeroShotClassifier::new(Checkpoint::load(files("typeform-layout")).unwrap(), gpu).unwrap();
+    let mut cpu =
+        ZeroShotClassifier::new(Checkpoint::load(files("typeform-layout")).unwrap(), CpuBackend::new(1)).unwrap();
+    let tok = Checkpoint::load(files("typeform-layout")).unwrap().tokenizer;
+    let text = "A long text about roads, budgets and meetings. ".repeat(60);
+    let encodings: Vec<_> = ["roads", "money", "sport"]
+        .iter()
+        .map(|l| tok.encode_pair(&text, &hypothesis("This is {}.", l).unwrap()).unwrap())
+        .collect();
+    assert!(encodings.iter().all(|e| e.ids.len() == 512));
+    let got = pollster::block_on(small.logits(&encodings)).expect("three forwards of one sequence each");
+    let want = pollster::block_on(cpu.logits(&encodings)).unwrap();
+    for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+        assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "actual {g}, expected {w}");
+    }
+}
+
+#[test]
+fn an_activation_over_the_limit_is_an_error_not_a_crash() {
+    // Not even one 512-token sequence fits: a clear error, and the backend still works after.
+    let Some(gpu) = gpu_backend(GpuOptions { max_activation_bytes: Some(40 * 4 * 100), ..Default::default() }) else {
+        return;
+    };
+    let mut c = ZeroShotClassifier::new(Checkpoint::load(files("typeform-layout")).unwrap(), gpu).unwrap();
+    let labels = vec!["a".to_string(), "b".to_string()];
+    let long = "word ".repeat(600);
+    let err = pollster::block_on(c.classify(&long, &labels, &Default::default())).unwrap_err().to_string();
+    assert!(err.contains("over the device's"), "{err}");
+    let ok = pollster::block_on(c.classify("short", &labels, &Default::default())).unwrap();
+    assert_eq!(ok.labels.len(), 2);
+}
