@@ -33,3 +33,19 @@ cargo clippy --lib --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "cargo test"
 cargo test --locked
+
+step "browser: Chromium, playwright-core, the wasm build"
+if ! [ -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "not root: install Debian's chromium package for the browser tests" >&2
+        exit 1
+    fi
+fi
+npm ci --no-audit --no-fund
+bash scripts/build-web.sh
+
+step "browser tests (headless Chromium: wasm CPU and WebGPU on SwiftShader)"
+node --test --test-reporter=spec tests/browser/

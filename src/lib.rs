@@ -14,6 +14,8 @@ pub mod model;
 pub mod pipeline;
 pub mod synthetic;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 pub mod weights;
 
 pub use backend::cpu::CpuBackend;

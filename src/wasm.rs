@@ -1,0 +1,98 @@
+//! The browser binding, and the only module that uses `wasm_bindgen`: an opaque classifier built
+//! from a model folder's bytes, `classify`, and the backend in use. Errors become JS exceptions
+//! carrying our message. Everything else (fetching, caching, the worker, UI) is JavaScript.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use wasm_bindgen::prelude::*;
+
+use crate::backend::gpu::{GpuBackend, GpuOptions};
+use crate::{Checkpoint, Classification, CpuBackend, ModelFiles, Options, ZeroShotClassifier};
+
+/// A classifier on whichever backend was chosen.
+#[allow(clippy::large_enum_variant)]
+enum Inner {
+    Cpu(ZeroShotClassifier<CpuBackend>),
+    Gpu(ZeroShotClassifier<GpuBackend>),
+}
+
+/// A loaded model. Calls must not overlap (the JS worker queues them).
+#[wasm_bindgen]
+pub struct Classifier {
+    inner: Rc<RefCell<Inner>>,
+    backend: &'static str,
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Builds a classifier from the files of a model folder. `backend` is "webgpu" or "cpu" (the JS
+/// side resolves "auto", since only it can see whether the adapter is a fallback one). The
+/// weights' bytes move into wasm memory once; the GPU path frees them after upload.
+#[wasm_bindgen(js_name = loadClassifier)]
+pub async fn load_classifier(
+    config_json: Vec<u8>,
+    model_safetensors: Vec<u8>,
+    tokenizer_json: Option<Vec<u8>>,
+    vocab_txt: Option<Vec<u8>>,
+    tokenizer_config_json: Option<Vec<u8>>,
+    backend: String,
+) -> Result<Classifier, JsError> {
+    let files = ModelFiles {
+        config_json,
+        model_safetensors: Arc::new(model_safetensors),
+        tokenizer_json,
+        vocab_txt,
+        tokenizer_config_json,
+    };
+    let checkpoint = Checkpoint::load(files).map_err(js_error)?;
+    let inner = match backend.as_str() {
+        "cpu" => Inner::Cpu(ZeroShotClassifier::new(checkpoint, CpuBackend::new(1)).map_err(js_error)?),
+        "webgpu" => {
+            let options = GpuOptions { allow_software: true, ..Default::default() };
+            let gpu = GpuBackend::new(options).await.map_err(js_error)?;
+            let mut c = ZeroShotClassifier::new(checkpoint, gpu).map_err(js_error)?;
+            c.warm_up().await.map_err(js_error)?;
+            Inner::Gpu(c)
+        }
+        other => return Err(JsError::new(&format!("unknown backend {other:?}: use \"webgpu\" or \"cpu\""))),
+    };
+    let backend = if matches!(inner, Inner::Cpu(_)) { "cpu" } else { "webgpu" };
+    Ok(Classifier { inner: Rc::new(RefCell::new(inner)), backend })
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    /// "webgpu" or "cpu": what actually runs.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.to_string()
+    }
+
+    /// Classifies `text`; resolves to the JSON of `{sequence, labels, scores, truncated}`.
+    // The borrow spans the forward's awaits on purpose: an overlapping call gets an error, not
+    // interleaved GPU work (wasm is single-threaded, so nothing else can be waiting on it).
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn classify(&self, text: String, labels: Vec<String>, template: String, multi_label: bool) -> js_sys::Promise {
+        let inner = Rc::clone(&self.inner);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut inner = inner.try_borrow_mut().map_err(|_| js_error("a classify call is already running"))?;
+            let options = Options { hypothesis_template: template, multi_label };
+            let result: crate::Result<Classification> = match &mut *inner {
+                Inner::Cpu(c) => c.classify(&text, &labels, &options).await,
+                Inner::Gpu(c) => c.classify(&text, &labels, &options).await,
+            };
+            let result = result.map_err(js_error)?;
+            Ok(JsValue::from_str(&serde_json::to_string(&result).map_err(js_error)?))
+        })
+    }
+}
+
+/// Parses a comma-separated label string as the pipeline does (for the page's label field).
+#[wasm_bindgen(js_name = parseLabels)]
+pub fn parse_labels(labels: &str) -> Vec<String> {
+    crate::pipeline::parse_labels(labels)
+}

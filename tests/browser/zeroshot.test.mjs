@@ -1,0 +1,173 @@
+// zeroshot.js in headless Chromium (playwright-core), on the committed fixture checkpoints:
+// the same numbers as transformers with backend 'cpu' (wasm) and 'webgpu' (SwiftShader here),
+// classifyMany with progress and cancellation, and clear errors for bad models and bad input.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from './server.mjs';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FIXTURES = ['typeform-layout', 'tokenizer-json', 'f16-relu'];
+const SCORE_TOL = 5e-5;
+const ORDER_GAP = 1e-4;
+const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let server;
+let browser;
+let page;
+
+before(async () => {
+  makeBadFixtures();
+  server = await serve(ROOT);
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
+  page = await browser.newPage();
+  page.on('pageerror', (e) => console.log('page error:', e.message));
+  await page.goto(`${server.url}/tests/browser/harness.html`);
+  await page.waitForFunction(() => window.harnessReady === true);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** Copies of a fixture with one thing broken, under target/ (ignored by git). */
+function makeBadFixtures() {
+  const bad = `${ROOT}/target/browser-fixtures`;
+  rmSync(bad, { recursive: true, force: true });
+  const copy = (name, files) => {
+    mkdirSync(`${bad}/${name}`, { recursive: true });
+    for (const f of files) copyFileSync(`${ROOT}/tests/fixtures/typeform-layout/${f}`, `${bad}/${name}/${f}`);
+  };
+  const all = ['config.json', 'model.safetensors', 'vocab.txt', 'tokenizer_config.json'];
+  copy('truncated', all);
+  const weights = readFileSync(`${bad}/truncated/model.safetensors`);
+  writeFileSync(`${bad}/truncated/model.safetensors`, weights.subarray(0, weights.length / 2));
+  copy('wrong-shape', all);
+  const config = JSON.parse(readFileSync(`${bad}/wrong-shape/config.json`, 'utf8'));
+  writeFileSync(`${bad}/wrong-shape/config.json`, JSON.stringify({ ...config, hidden_dim: 41 }));
+  copy('no-vocab', ['config.json', 'model.safetensors', 'tokenizer_config.json']);
+}
+
+/** Loads a model in the page and runs `cases` through it; returns the backend and results. */
+function runInPage(model, backend, cases) {
+  return page.evaluate(async ({ model, backend, cases }) => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend });
+    const results = [];
+    for (const c of cases) {
+      results.push(await clf.classify(c.text, c.labels, { hypothesisTemplate: c.template, multiLabel: c.multi_label }));
+    }
+    const used = clf.backend;
+    clf.dispose();
+    return { used, results };
+  }, { model, backend, cases });
+}
+
+function assertMatches(name, c, got) {
+  const { labels, scores } = c.expected;
+  assert.equal(got.sequence, c.expected.sequence);
+  scores.forEach((s, i) => {
+    assert.ok(Math.abs(got.scores[i] - s) <= SCORE_TOL, `${name} score ${i}: actual ${got.scores[i]}, expected ${s}`);
+    const clear = (a, b) => a === b || Math.abs(a - b) > ORDER_GAP;
+    const settled = (i === 0 || clear(scores[i - 1], s)) && (i === scores.length - 1 || clear(s, scores[i + 1]));
+    if (settled) assert.equal(got.labels[i], labels[i], `${name} rank ${i}`);
+  });
+}
+
+for (const backend of ['cpu', 'webgpu']) {
+  describe(`backend ${backend}`, () => {
+    for (const name of FIXTURES) {
+      test(`${name}: transformers' labels and scores`, async () => {
+        const reference = JSON.parse(readFileSync(`${ROOT}/tests/fixtures/${name}.reference.json`, 'utf8'));
+        const { used, results } = await runInPage(`/tests/fixtures/${name}/`, backend, reference.pipeline);
+        assert.equal(used, backend);
+        reference.pipeline.forEach((c, i) => assertMatches(`${name} case ${i}`, c, results[i]));
+        const long = reference.pipeline.findIndex((c) => c.text.length > 2000);
+        assert.equal(results[long].truncated, true, 'the long premise is reported truncated');
+      });
+    }
+  });
+}
+
+test('classifyMany reports progress and stops on abort', async () => {
+  const out = await page.evaluate(async () => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/f16-relu/', backend: 'cpu' });
+    const texts = ['one', 'two', 'three', 'four', 'five', 'six'];
+    const progress = [];
+    const seen = [];
+    const controller = new AbortController();
+    let error = null;
+    try {
+      for await (const r of clf.classifyMany(texts, ['a', 'b'], { signal: controller.signal, onProgress: (p) => progress.push(p) })) {
+        seen.push(r.sequence);
+        if (seen.length === 2) controller.abort();
+      }
+    } catch (e) {
+      error = e.name;
+    }
+    const all = [];
+    for await (const r of clf.classifyMany(texts.slice(0, 3), 'a, b')) all.push(r.sequence);
+    clf.dispose();
+    return { seen, progress, error, all };
+  });
+  assert.deepEqual(out.seen, ['one', 'two']);
+  assert.deepEqual(out.progress, [{ done: 1, total: 6 }, { done: 2, total: 6 }]);
+  assert.equal(out.error, 'AbortError');
+  assert.deepEqual(out.all, ['one', 'two', 'three']);
+});
+
+test('bad model files reject with our message', async () => {
+  const errors = await page.evaluate(async () => {
+    const out = {};
+    for (const name of ['truncated', 'wrong-shape', 'no-vocab', 'does-not-exist']) {
+      try {
+        await window.zeroshot.ZeroShotClassifier.load({ model: `/target/browser-fixtures/${name}/`, backend: 'cpu' });
+        out[name] = 'loaded';
+      } catch (e) {
+        out[name] = e.message;
+      }
+    }
+    const ok = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/typeform-layout/', backend: 'cpu' });
+    out.after = (await ok.classify('text', ['a'])).labels;
+    ok.dispose();
+    return out;
+  });
+  assert.match(errors.truncated, /model\.safetensors is not a valid safetensors file/);
+  assert.match(errors['wrong-shape'], /tensor distilbert\.transformer\.layer\.0\.ffn\.lin1\.weight has shape \[40, 16\], expected \[41, 16\]/);
+  assert.match(errors['no-vocab'], /vocab\.txt: HTTP 404/);
+  assert.match(errors['does-not-exist'], /config\.json: HTTP 404/);
+  assert.deepEqual(errors.after, ['a']);
+});
+
+test('bad input rejects with our message and the next call works', async () => {
+  const out = await page.evaluate(async () => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/tokenizer-json/', backend: 'webgpu' });
+    const attempt = async (f) => {
+      try {
+        await f();
+        return 'no error';
+      } catch (e) {
+        return e.message;
+      }
+    };
+    const r = {
+      noLabels: await attempt(() => clf.classify('text', [])),
+      noSlot: await attempt(() => clf.classify('text', ['a'], { hypothesisTemplate: 'no slot' })),
+      empty: await attempt(() => clf.classify('', ['a'])),
+      badBackend: await attempt(() => window.zeroshot.ZeroShotClassifier.load({ model: '/x/', backend: 'gpu' })),
+    };
+    r.next = (await clf.classify('still works', 'x, y', { multiLabel: true })).labels.length;
+    clf.dispose();
+    r.disposed = await attempt(() => clf.classify('text', ['a']));
+    return r;
+  });
+  assert.match(out.noLabels, /no candidate labels/);
+  assert.match(out.noSlot, /has no \{\} where the label should go/);
+  assert.match(out.empty, /the text is empty/);
+  assert.match(out.badBackend, /backend must be 'auto', 'webgpu' or 'cpu'/);
+  assert.equal(out.next, 2);
+  assert.match(out.disposed, /disposed/);
+});
