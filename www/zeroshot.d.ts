@@ -7,13 +7,27 @@ export interface LoadProgress {
   /** File of the model folder being downloaded, e.g. "model.safetensors". */
   file: string;
   loaded: number;
-  /** 0 when the server sent no Content-Length. */
+  /** 0 when the server sent no Content-Length. The first event of a file comes before its first byte. */
   total: number;
+  /** Served from Cache Storage. */
+  cached?: boolean;
 }
 
+export const DEFAULT_MODEL: string;
+export const DEFAULT_HUB: string;
+
 export interface LoadOptions {
-  /** URL or path of a model folder in the Hub's layout (config.json, model.safetensors, tokenizer files). */
-  model: string;
+  /**
+   * A Hub id (default "typeform/distilbert-base-uncased-mnli"), or, starting with http://, https://, /, ./ or
+   * ../, the URL of a folder in the Hub's layout (config.json, model.safetensors, tokenizer files).
+   */
+  model?: string;
+  /** Hub revision (branch, tag, commit or e.g. "refs/pr/3"). Default "main". */
+  revision?: string;
+  /** Hub endpoint. Default "https://huggingface.co". */
+  hub?: string;
+  /** Local files instead of a download: config.json, model.safetensors, tokenizer.json or vocab.txt, tokenizer_config.json. */
+  files?: Iterable<File>;
   backend?: Backend;
   onProgress?: (p: LoadProgress) => void;
 }
@@ -35,7 +49,11 @@ export interface Classification {
 }
 
 export class ZeroShotClassifier {
-  static load(options: LoadOptions): Promise<ZeroShotClassifier>;
+  static load(options?: LoadOptions): Promise<ZeroShotClassifier>;
+  /** Deletes every model kept in Cache Storage. */
+  static clearCache(): Promise<void>;
+  /** Things worth telling the user about the load (revision fallback, cache failures, insecure origin). */
+  readonly notes: string[];
   /** What actually runs. */
   readonly backend: 'webgpu' | 'cpu';
   classify(text: string, labels: string[] | string, options?: ClassifyOptions): Promise<Classification>;

@@ -8,6 +8,30 @@
 // The worker and the wasm are found relative to this file, so the folder works wherever it is hosted.
 
 export const DEFAULT_TEMPLATE = 'This example is {}.';
+export const DEFAULT_MODEL = 'typeform/distilbert-base-uncased-mnli';
+export const DEFAULT_HUB = 'https://huggingface.co';
+const CACHE_NAME = 'zeroshot-models-v1'; // also in zeroshot.worker.js
+const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json'];
+
+/** A Hub id or a folder URL, as the worker fetches it. */
+function sourceOf(model, revision, hub) {
+  if (typeof model !== 'string' || !model.trim()) throw new Error('ZeroShotClassifier.load: `model` must be a Hub id or a folder URL');
+  if (/^(https?:\/\/|\/|\.\.?\/)/.test(model)) {
+    return { kind: 'url', base: new URL(model.endsWith('/') ? model : `${model}/`, globalThis.location?.href).href };
+  }
+  if (!/^[\w.-]+(\/[\w.-]+)?$/.test(model)) throw new Error(`ZeroShotClassifier.load: ${JSON.stringify(model)} is not a Hub model id`);
+  return { kind: 'hub', hub: hub.replace(/\/+$/, ''), id: model, revision: String(revision || 'main') };
+}
+
+/** Picked files by name (a folder picker gives paths: the last part counts), read into memory. */
+async function readFiles(files) {
+  const out = {};
+  for (const f of files) {
+    const name = f.name.split('/').pop();
+    if (MODEL_FILES.includes(name)) out[name] = await f.arrayBuffer();
+  }
+  return out;
+}
 
 /** A loaded model. */
 export class ZeroShotClassifier {
@@ -18,21 +42,36 @@ export class ZeroShotClassifier {
   #backend = null;
   #starting = null;
   #disposed = false;
+  #notes = [];
 
   constructor(options) {
     this.#options = options;
   }
 
-  /** Fetches the model folder and builds the classifier in a worker. */
-  static async load({ model, backend = 'auto', onProgress } = {}) {
-    if (!model) throw new Error('ZeroShotClassifier.load: give `model`, the URL of a model folder');
+  /**
+   * Gets the model and builds the classifier in a worker. `model` is a Hub id (default
+   * typeform/distilbert-base-uncased-mnli, fetched at `revision` and kept in Cache Storage) or, when
+   * it starts with http://, https://, /, ./ or ../, the URL of a folder in the Hub's layout; `files`
+   * (File objects: config.json, model.safetensors, tokenizer files) runs with no network at all.
+   */
+  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', onProgress } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw new Error(`ZeroShotClassifier.load: backend must be 'auto', 'webgpu' or 'cpu', not ${JSON.stringify(backend)}`);
     }
-    const base = new URL(model.endsWith('/') ? model : `${model}/`, globalThis.location?.href).href;
-    const clf = new ZeroShotClassifier({ model: base, backend, onProgress });
+    const source = files ? { kind: 'files', files: Array.from(files) } : sourceOf(model, revision, hub);
+    const clf = new ZeroShotClassifier({ source, backend, onProgress });
     await clf.#start();
     return clf;
+  }
+
+  /** Deletes every model kept in Cache Storage. */
+  static async clearCache() {
+    if (globalThis.caches) await caches.delete(CACHE_NAME);
+  }
+
+  /** Things worth telling the user about the load (a revision fallback, a cache that failed...). */
+  get notes() {
+    return this.#notes;
   }
 
   /** 'webgpu' or 'cpu': what actually runs. */
@@ -80,20 +119,25 @@ export class ZeroShotClassifier {
       this.#worker = new Worker(new URL('./zeroshot.worker.js', import.meta.url), { type: 'module' });
       this.#worker.onmessage = ({ data }) => this.#receive(data);
       this.#worker.onerror = (e) => this.#crash(new Error(`the model's worker failed: ${e.message ?? 'unknown error'}`));
-      const { model, backend, onProgress } = this.#options;
-      this.#starting = this.#call({ op: 'load', model, backend }, onProgress).then((reply) => {
+      const { source, backend, onProgress } = this.#options;
+      this.#starting = (async () => {
+        // Picked files are read again on each start (after a crash too): File objects are only handles.
+        const wire = source.kind === 'files' ? { kind: 'files', files: await readFiles(source.files) } : source;
+        const transfer = wire.kind === 'files' ? Object.values(wire.files) : [];
+        const reply = await this.#call({ op: 'load', source: wire, backend }, onProgress, transfer);
         this.#backend = reply.backend;
-      });
+        this.#notes = reply.notes ?? [];
+      })();
       this.#starting.catch(() => this.dispose());
     }
     return this.#starting;
   }
 
-  #call(message, onProgress) {
+  #call(message, onProgress, transfer = []) {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress });
-      this.#worker.postMessage({ id, ...message });
+      this.#worker.postMessage({ id, ...message }, transfer);
     });
   }
 

@@ -1,7 +1,9 @@
-// The model's worker: fetches a model folder, builds the wasm classifier and runs calls one at a
-// time. Messages in: {id, op: 'load', model, backend} | {id, op: 'classify', text, labels,
-// template, multiLabel}. Messages out: {id, progress} while loading, then {id, ok, ...} or
-// {id, error, crashed} (crashed: the wasm instance trapped and this worker must be replaced).
+// The model's worker: gets a model's files (from the Hub or a folder URL, through Cache Storage,
+// or picked by the user), builds the wasm classifier and runs calls one at a time.
+// Messages in: {id, op: 'load', source, backend} | {id, op: 'classify', text, labels, template,
+// multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
+// {kind: 'files', files: {name: ArrayBuffer}}. Messages out: {id, progress} while loading, then
+// {id, ok, ...} or {id, error, crashed} (crashed: the wasm instance trapped; replace this worker).
 import init, { loadClassifier } from './pkg/zeroshot.js';
 
 const ready = init();
@@ -9,20 +11,70 @@ let classifier = null;
 let loaded = null; // {model, backend} of the current classifier, to rebuild it on the CPU
 let queue = Promise.resolve();
 
-/** Fetches one file of the model folder with progress; null for an optional file that is absent. */
-async function fetchFile(base, file, optional, progress) {
-  const url = new URL(file, base);
-  let response;
+const CACHE_NAME = 'zeroshot-models-v1';
+const TYPEFORM = 'typeform/distilbert-base-uncased-mnli';
+const TYPEFORM_SAFETENSORS_REVISION = 'refs/pr/3';
+
+/** Cache Storage exists only on secure origins (https, localhost). */
+const cacheAvailable = () => self.isSecureContext && 'caches' in self;
+
+function cacheKey(source, file) {
+  const id = encodeURIComponent(source.id);
+  return new URL(`/__zeroshot-cache__/${id}/${encodeURIComponent(source.revision)}/${file}`, self.location.href).href;
+}
+
+/** A cached file: bytes, `absent` (a 404 remembered), or null (not cached, or damaged: dropped). */
+async function cacheGet(source, file) {
+  if (source.kind !== 'hub' || !cacheAvailable()) return null;
+  const cache = await caches.open(CACHE_NAME);
+  const hit = await cache.match(cacheKey(source, file));
+  if (!hit) return null;
+  if (hit.headers.get('x-zeroshot-absent') === '1') return 'absent';
+  const bytes = new Uint8Array(await hit.arrayBuffer());
+  if (String(bytes.length) === hit.headers.get('x-zeroshot-size')) return bytes;
+  await cache.delete(cacheKey(source, file)); // truncated or corrupt: fetch it again
+  return null;
+}
+
+async function cachePut(source, file, bytes, notes) {
+  if (source.kind !== 'hub' || !cacheAvailable()) return;
+  const headers = bytes ? { 'x-zeroshot-size': String(bytes.length) } : { 'x-zeroshot-absent': '1' };
   try {
-    response = await fetch(url);
+    const cache = await caches.open(CACHE_NAME);
+    await cache.put(cacheKey(source, file), new Response(bytes ?? '', { headers }));
+  } catch (e) {
+    notes.push(`could not cache ${file} (${e.name === 'QuotaExceededError' ? 'storage quota exceeded' : e.message}); the model runs from memory`);
+  }
+}
+
+function fileUrl(source, file, revision = source.revision) {
+  if (source.kind === 'url') return new URL(file, source.base);
+  return new URL(`${source.hub}/${source.id}/resolve/${encodeURIComponent(revision)}/${file}`);
+}
+
+async function request(url) {
+  try {
+    return await fetch(url);
   } catch (e) {
     throw new Error(`cannot fetch ${url}: ${e.message}`);
   }
-  if (!response.ok) {
-    if (optional && response.status === 404) return null;
-    throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
+}
+
+/** The response for one file, following typeform's converted weights to refs/pr/3 when main has none. */
+async function respond(source, file, notes) {
+  let response = await request(fileUrl(source, file));
+  const typeformWeights = source.kind === 'hub' && source.id === TYPEFORM && file === 'model.safetensors';
+  if (response.status === 404 && typeformWeights && source.revision === 'main') {
+    notes.push(`model.safetensors is not on main for ${TYPEFORM}; using revision ${TYPEFORM_SAFETENSORS_REVISION}`);
+    response = await request(fileUrl(source, file, TYPEFORM_SAFETENSORS_REVISION));
   }
+  return response;
+}
+
+/** Reads a response body with progress events; the first says the size before any byte arrives. */
+async function readBody(response, file, progress) {
   const total = Number(response.headers.get('Content-Length')) || 0;
+  progress({ file, loaded: 0, total });
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
@@ -42,12 +94,41 @@ async function fetchFile(base, file, optional, progress) {
   return bytes;
 }
 
-async function fetchModel(base, progress) {
-  const config = await fetchFile(base, 'config.json', false, progress);
-  const tokenizerJson = await fetchFile(base, 'tokenizer.json', true, progress);
-  const vocab = tokenizerJson ? null : await fetchFile(base, 'vocab.txt', false, progress);
-  const tokenizerConfig = await fetchFile(base, 'tokenizer_config.json', true, progress);
-  const weights = await fetchFile(base, 'model.safetensors', false, progress);
+/** One file of the model: from picked files, the cache, or the network; null if optional and absent. */
+async function fetchFile(source, file, optional, progress, notes) {
+  if (source.kind === 'files') {
+    const buffer = source.files[file];
+    if (buffer) return new Uint8Array(buffer);
+    if (optional) return null;
+    throw new Error(`the chosen files have no ${file}`);
+  }
+  const cached = await cacheGet(source, file);
+  if (cached === 'absent' && optional) return null;
+  if (cached instanceof Uint8Array) {
+    progress({ file, loaded: cached.length, total: cached.length, cached: true });
+    return cached;
+  }
+  const response = await respond(source, file, notes);
+  if (response.status === 404 && optional) {
+    await cachePut(source, file, null, notes);
+    return null;
+  }
+  if (!response.ok) {
+    const where = source.kind === 'hub' ? `${source.id} at revision ${source.revision}` : source.base;
+    const hint = file === 'model.safetensors' ? ' (pytorch_model.bin alone is not supported yet: the model needs model.safetensors)' : '';
+    throw new Error(`cannot fetch ${file} of ${where}: HTTP ${response.status}${hint}`);
+  }
+  const bytes = await readBody(response, file, progress);
+  await cachePut(source, file, bytes, notes);
+  return bytes;
+}
+
+async function fetchModel(source, progress, notes) {
+  const config = await fetchFile(source, 'config.json', false, progress, notes);
+  const tokenizerJson = await fetchFile(source, 'tokenizer.json', true, progress, notes);
+  const vocab = tokenizerJson ? null : await fetchFile(source, 'vocab.txt', false, progress, notes);
+  const tokenizerConfig = await fetchFile(source, 'tokenizer_config.json', true, progress, notes);
+  const weights = await fetchFile(source, 'model.safetensors', false, progress, notes);
   return { config, weights, tokenizerJson, vocab, tokenizerConfig };
 }
 
@@ -64,9 +145,11 @@ async function build(files, backend) {
   return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend);
 }
 
-async function load({ model, backend }, progress) {
+async function load({ source, backend }, progress) {
   await ready;
-  const files = await fetchModel(model, progress);
+  const notes = [];
+  if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
+  const files = await fetchModel(source, progress, notes);
   const wanted = await resolveBackend(backend);
   try {
     classifier = await build(files, wanted);
@@ -74,8 +157,8 @@ async function load({ model, backend }, progress) {
     if (backend !== 'auto' || wanted === 'cpu' || e instanceof WebAssembly.RuntimeError) throw e;
     classifier = await build(files, 'cpu'); // auto: any GPU failure falls back to the CPU
   }
-  loaded = { model, backend };
-  return { backend: classifier.backend };
+  loaded = { source, backend };
+  return { backend: classifier.backend, notes };
 }
 
 async function classify({ text, labels, template, multiLabel }) {
@@ -86,7 +169,7 @@ async function classify({ text, labels, template, multiLabel }) {
     // auto on a GPU that failed (device lost, say): rebuild on the CPU from the fetched files and retry.
     if (loaded?.backend !== 'auto' || classifier.backend !== 'webgpu' || !String(e.message).startsWith('GPU:')) throw e;
     classifier.free();
-    classifier = await build(await fetchModel(loaded.model, () => {}), 'cpu');
+    classifier = await build(await fetchModel(loaded.source, () => {}, []), 'cpu');
     return JSON.parse(await classifier.classify(text, labels, template, multiLabel));
   }
 }

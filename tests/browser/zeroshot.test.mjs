@@ -137,8 +137,8 @@ test('bad model files reject with our message', async () => {
   });
   assert.match(errors.truncated, /model\.safetensors is not a valid safetensors file/);
   assert.match(errors['wrong-shape'], /tensor distilbert\.transformer\.layer\.0\.ffn\.lin1\.weight has shape \[40, 16\], expected \[41, 16\]/);
-  assert.match(errors['no-vocab'], /vocab\.txt: HTTP 404/);
-  assert.match(errors['does-not-exist'], /config\.json: HTTP 404/);
+  assert.match(errors['no-vocab'], /cannot fetch vocab\.txt of .*: HTTP 404/);
+  assert.match(errors['does-not-exist'], /cannot fetch config\.json of .*: HTTP 404/);
   assert.deepEqual(errors.after, ['a']);
 });
 

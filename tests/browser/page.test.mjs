@@ -1,0 +1,222 @@
+// The product page (www/index.html) used as a person would, against a local mock of the Hub:
+// downloads with progress (typeform's refs/pr/3 fallback, a redirect, no Content-Length), the
+// numbers of the `zeroshot` CLI, the cache on reload (and a corrupted entry refetched), no
+// network while classifying, bulk CSV import and export, and bad input shown as messages.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from './server.mjs';
+import { serveHub } from './hub.mjs';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = `${ROOT}/target/debug/zeroshot`; // built by `cargo test`, which runs first
+const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const TEXT = 'The delivery was late again and the box was damaged.';
+const LABELS = 'shipping, packaging, <img src=x onerror=alert(1)>, price';
+
+let site;
+let hub;
+let browser;
+
+before(async () => {
+  site = await serve(ROOT);
+  hub = await serveHub(ROOT);
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await hub?.close();
+});
+
+/** What the CLI prints for TEXT and LABELS on a fixture folder. */
+function cli(fixture, extra = []) {
+  const out = execFileSync(CLI, ['--model', `${ROOT}/tests/fixtures/${fixture}`, '--labels', LABELS, '--backend', 'cpu', ...extra, TEXT]);
+  return JSON.parse(out.toString());
+}
+
+/** A fresh browser profile on the page for `model`, with every request recorded. */
+async function open(model, { context } = {}) {
+  const ctx = context ?? (await browser.newContext({ acceptDownloads: true }));
+  const page = await ctx.newPage();
+  const requests = [];
+  ctx.on('request', (r) => requests.push(r.url()));
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  const query = new URLSearchParams({ model, hub: hub.url, backend: 'cpu' });
+  await page.goto(`${site.url}/www/index.html?${query}`);
+  return { ctx, page, requests, dialogs };
+}
+
+/** Types the text and labels, presses Ctrl+Enter, and reads the bars. */
+async function classify(page, { text = TEXT, labels = LABELS } = {}) {
+  await page.evaluate(() => {
+    window.progressSeen = [];
+    new MutationObserver(() => window.progressSeen.push(document.getElementById('progress-text').textContent))
+      .observe(document.getElementById('progress-text'), { childList: true, characterData: true, subtree: true });
+    document.getElementById('results').replaceChildren();
+    document.getElementById('error').textContent = '';
+  });
+  await page.fill('#text', text);
+  await page.fill('#labels', labels);
+  await page.press('#text', 'Control+Enter');
+  await page.waitForFunction(() => document.querySelector('#results .bar') || document.getElementById('error').textContent);
+  const error = await page.textContent('#error');
+  if (error) return { error };
+  const rows = await page.$$eval('#results .bar', (bars) => bars.map((b) => [b.querySelector('.name').textContent, Number(b.querySelector('.value').textContent)]));
+  return { labels: rows.map((r) => r[0]), scores: rows.map((r) => r[1]), progress: await page.evaluate(() => window.progressSeen) };
+}
+
+function assertLikeCli(got, want) {
+  assert.deepEqual(got.labels, want.labels);
+  got.scores.forEach((s, i) => assert.ok(Math.abs(s - want.scores[i]) <= 6e-4, `score ${i}: page ${s}, CLI ${want.scores[i]}`));
+}
+
+const modelRequests = (requests) => requests.filter((u) => u.startsWith(hub.url));
+
+test('typeform: main has no model.safetensors, so refs/pr/3 is used and said', async () => {
+  const { ctx, page, dialogs } = await open('typeform/distilbert-base-uncased-mnli');
+  const got = await classify(page);
+  assertLikeCli(got, cli('typeform-layout'));
+  assert.ok(got.progress.some((p) => /model\.safetensors: [\d.]+ MB of [\d.]+ MB/.test(p)), got.progress.join(' | '));
+  assert.match(await page.textContent('#notes'), /using revision refs\/pr\/3/);
+  assert.ok(hub.requests.includes('/typeform/distilbert-base-uncased-mnli/resolve/refs%2Fpr%2F3/model.safetensors'));
+  assert.deepEqual(dialogs, [], 'a label is text, never HTML');
+  assert.equal(await page.$$eval('#results img', (imgs) => imgs.length), 0);
+  await ctx.close();
+});
+
+test('a redirected model and one served without Content-Length load too', async () => {
+  for (const [id, fixture] of [['acme/redirected-model', 'tokenizer-json'], ['acme/no-length-model', 'f16-relu']]) {
+    const { ctx, page } = await open(id);
+    const got = await classify(page);
+    assertLikeCli(got, cli(fixture));
+    assert.ok(got.progress.some((p) => p.startsWith('model.safetensors:')), `${id}: ${got.progress.join(' | ')}`);
+    await ctx.close();
+  }
+});
+
+test('a missing model is a clear message and the page keeps working', async () => {
+  const { ctx, page } = await open('acme/does-not-exist');
+  const got = await classify(page);
+  assert.match(got.error, /cannot fetch config\.json of acme\/does-not-exist at revision main: HTTP 404/);
+  await page.fill('#model', 'acme/plain-model');
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  await ctx.close();
+});
+
+test('reload: the model comes from the cache; a corrupted entry is fetched again', async () => {
+  const first = await open('acme/plain-model');
+  assertLikeCli(await classify(first.page), cli('typeform-layout'));
+  const before = modelRequests(first.requests).length;
+  await first.page.reload();
+  assertLikeCli(await classify(first.page), cli('typeform-layout'));
+  assert.equal(modelRequests(first.requests).length, before, 'no model request on reload');
+  // Truncate the cached weights behind the page's back: the size check must catch it.
+  await first.page.evaluate(async () => {
+    const cache = await caches.open('zeroshot-models-v1');
+    const key = (await cache.keys()).find((r) => r.url.endsWith('/model.safetensors'));
+    const old = await cache.match(key);
+    const half = (await old.arrayBuffer()).slice(0, 1000);
+    await cache.put(key, new Response(half, { headers: { 'x-zeroshot-size': old.headers.get('x-zeroshot-size') } }));
+  });
+  await first.page.reload();
+  assertLikeCli(await classify(first.page), cli('typeform-layout'));
+  const again = modelRequests(first.requests).slice(before);
+  assert.deepEqual(again.map((u) => new URL(u).pathname), ['/acme/plain-model/resolve/main/model.safetensors']);
+  await first.ctx.close();
+});
+
+test('privacy: only the page origin and the model host during load, nothing while classifying', async () => {
+  const { ctx, page, requests } = await open('acme/plain-model');
+  await classify(page);
+  const origins = new Set(requests.map((u) => new URL(u).origin));
+  assert.deepEqual([...origins].sort(), [site.url, hub.url].sort());
+  requests.length = 0;
+  await classify(page, { text: 'Another private answer.' });
+  await page.click('#tab-bulk');
+  await page.fill('#bulk-text', 'first answer\nsecond answer');
+  await page.click('#bulk-go');
+  await page.waitForFunction(() => document.querySelectorAll('#bulk-table tbody tr').length === 2);
+  assert.deepEqual(requests, [], 'classifying makes no request at all');
+  await ctx.close();
+});
+
+test('bulk: import a CSV column, classify all, export CSV and JSON; inputs survive a reload', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  await page.click('#tab-bulk');
+  const csv = 'id,answer,score\n1,"Parcel late, again",3\n2,"Box was ""crushed""",1\n3,Great price,5\n';
+  await page.setInputFiles('#csv', { name: 'survey.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.waitForFunction(() => document.getElementById('bulk-text').value.includes('crushed'));
+  assert.equal(await page.inputValue('#bulk-text'), 'Parcel late, again\nBox was "crushed"\nGreat price');
+  await page.fill('#labels', 'shipping, packaging, price');
+  await page.click('#bulk-go');
+  await page.waitForFunction(() => document.querySelectorAll('#bulk-table tbody tr').length === 3);
+  const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  const exported = readFileSync(await csvDownload.path(), 'utf8').trim().split('\r\n');
+  assert.equal(exported[0], 'text,top_label,top_score,shipping,packaging,price');
+  assert.match(exported[2], /^"Box was ""crushed""",\w+,0\.\d+,/);
+  const [jsonDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+  const rows = JSON.parse(readFileSync(await jsonDownload.path(), 'utf8'));
+  assert.deepEqual(rows.map((r) => r.sequence), ['Parcel late, again', 'Box was "crushed"', 'Great price']);
+  assert.deepEqual([...rows[0].labels].sort(), ['packaging', 'price', 'shipping']);
+  await page.reload();
+  assert.equal(await page.inputValue('#labels'), 'shipping, packaging, price');
+  assert.equal(await page.inputValue('#bulk-text'), 'Parcel late, again\nBox was "crushed"\nGreat price');
+  await ctx.close();
+});
+
+test('bad input shows a message and the next run works', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  assert.match((await classify(page, { labels: ' , ' })).error, /no candidate labels/);
+  await page.fill('#template', 'no placeholder here');
+  assert.match((await classify(page)).error, /has no \{\} where the label should go/);
+  await page.fill('#template', 'This example is {}.');
+  assert.match((await classify(page, { text: '' })).error, /the text is empty/);
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  await ctx.close();
+});
+
+test('local files: picked model files run with no network at all', async () => {
+  const { ctx, page, requests } = await open('acme/never-fetched');
+  const dir = `${ROOT}/tests/fixtures/tokenizer-json`;
+  const before = requests.length;
+  await page.setInputFiles('#files', ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => `${dir}/${f}`));
+  await page.waitForFunction(() => /Ready: 4 local files/.test(document.getElementById('model-status').textContent));
+  assertLikeCli(await classify(page), cli('tokenizer-json'));
+  assert.deepEqual(requests.slice(before).filter((u) => !u.startsWith(site.url + '/www/')), [], 'only the app itself (the new worker), no model file');
+  await ctx.close();
+});
+
+test('a full storage quota is reported and the model runs from memory', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: site.url, quotaSize: 10000 });
+  await page.goto(`${site.url}/www/index.html?${new URLSearchParams({ model: 'acme/plain-model', hub: hub.url, backend: 'cpu' })}`);
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  assert.match(await page.textContent('#notes'), /could not cache model\.safetensors \(storage quota exceeded\); the model runs from memory/);
+  await ctx.close();
+});
+
+test('an insecure origin says so and runs on the CPU without a cache', async () => {
+  // A name for 127.0.0.1 that is not localhost: the page is then not a secure context.
+  const port = new URL(site.url).port;
+  const insecure = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [...ARGS, '--host-resolver-rules=MAP zeroshot.test 127.0.0.1'],
+  });
+  const page = await insecure.newPage();
+  await page.goto(`http://zeroshot.test:${port}/www/index.html?${new URLSearchParams({ model: 'acme/plain-model', hub: hub.url })}`);
+  assert.match(await page.textContent('#model-status'), /not on a secure origin/);
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  assert.match(await page.textContent('#run-info'), /^CPU/);
+  assert.match(await page.textContent('#notes'), /no WebGPU and no model cache/);
+  assert.equal(await page.evaluate(() => typeof caches), 'undefined');
+  await insecure.close();
+});
