@@ -48,4 +48,4 @@ npm ci --no-audit --no-fund
 bash scripts/build-web.sh
 
 step "browser tests (headless Chromium: wasm CPU and WebGPU on SwiftShader)"
-node --test --test-reporter=spec tests/browser/
+node --test tests/browser/
