@@ -3,8 +3,8 @@
 //!
 //! The context is built once (adapter, device, pipelines compiled at creation); weights are
 //! uploaded once, one buffer per tensor, straight from the loaded bytes; activations come from a
-//! pool of buffers reused within and across forwards. One forward records into one command
-//! encoder, submitted once, and only the logits are read back (asynchronously: `map_async`).
+//! pool of buffers reused within and across forwards. One forward records into one compute pass
+//! of one command encoder, submitted once, and only the logits are read back (asynchronously: `map_async`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -136,6 +136,8 @@ pub struct GpuBackend {
     info: wgpu::AdapterInfo,
     kernels: Kernels,
     pool: Rc<RefCell<Pool>>,
+    /// The forward's one compute pass (declared before `encoder`: it must end first).
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     params: ParamArena,
     /// Mappable buffer the logits are copied into, kept across forwards.
@@ -173,6 +175,7 @@ impl GpuBackend {
             info,
             kernels,
             pool: Rc::default(),
+            pass: None,
             encoder: None,
             params: ParamArena::default(),
             readback: None,
@@ -250,8 +253,7 @@ impl GpuBackend {
             .collect();
         let bind_group =
             self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
-        let encoder = self.encoder.as_mut().ok_or_else(|| Error::Gpu("dispatch outside a forward".into()))?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        let pass = self.pass.as_mut().ok_or_else(|| Error::Gpu("dispatch outside a forward".into()))?;
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -300,6 +302,7 @@ impl GpuBackend {
 
     /// Submits the forward's encoder with a copy of `t` into a mappable buffer, and waits for it.
     async fn submit_and_read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
+        self.pass = None; // ends the forward's compute pass, unlocking its encoder
         // Normally the forward's encoder; a later read of an already computed tensor gets its own.
         let mut encoder = match self.encoder.take() {
             Some(encoder) => encoder,
@@ -481,8 +484,15 @@ impl Backend for GpuBackend {
             return Err(Error::Gpu(format!("sequences of {} tokens exceed the kernel's {MAX_SEQ}", batch.seq)));
         }
         self.params.data.clear(); // a forward that failed midway left its parameters behind
-        self.encoder =
-            Some(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+        self.pass = None;
+        // One compute pass for the whole forward: wgpu still orders the dispatches (barriers
+        // between them), without a pass begun and ended per dispatch.
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        let pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+        self.pass = Some(pass.forget_lifetime());
+        self.encoder = Some(encoder);
         Ok(GpuInput {
             ids: self.input_buffer(&batch.ids)?,
             key_bias: self.input_buffer(&batch.key_bias)?,
