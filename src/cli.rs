@@ -114,14 +114,18 @@ fn cpu_backend(threads: Option<usize>) -> CpuBackend {
     threads.map_or_else(CpuBackend::default, CpuBackend::new)
 }
 
+fn load_cpu(dir: &std::path::Path, threads: Option<usize>) -> Result<Classifier, String> {
+    let checkpoint = Checkpoint::from_dir(dir).map_err(|e| e.to_string())?;
+    ZeroShotClassifier::new(checkpoint, cpu_backend(threads)).map(Classifier::Cpu).map_err(|e| e.to_string())
+}
+
 /// Loads the model on the chosen backend; `auto` says on stderr which one it used.
 fn load(args: &ClassifyArgs, dir: &std::path::Path) -> Result<Classifier, String> {
     let cpu = |why: String| {
         if args.backend == BackendChoice::Auto {
             eprintln!("zeroshot: using the CPU ({why})");
         }
-        let checkpoint = Checkpoint::from_dir(dir).map_err(|e| e.to_string())?;
-        ZeroShotClassifier::new(checkpoint, cpu_backend(args.threads)).map(Classifier::Cpu).map_err(|e| e.to_string())
+        load_cpu(dir, args.threads)
     };
     if args.backend == BackendChoice::Cpu {
         return cpu(String::new());
@@ -198,9 +202,7 @@ fn classify_one(
     match classifier.classify(text, labels, options) {
         Err(zeroshot::Error::Gpu(e)) if args.backend == BackendChoice::Auto => {
             eprintln!("zeroshot: the GPU failed ({e}); continuing on the CPU");
-            let checkpoint = Checkpoint::from_dir(dir).map_err(|e| e.to_string())?;
-            let cpu = ZeroShotClassifier::new(checkpoint, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
-            *classifier = Classifier::Cpu(cpu);
+            *classifier = load_cpu(dir, args.threads)?;
             classifier.classify(text, labels, options).map_err(|e| e.to_string())
         }
         other => other.map_err(|e| e.to_string()),

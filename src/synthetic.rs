@@ -22,17 +22,23 @@ pub fn typeform_config() -> Result<Config> {
 struct Random(u64);
 
 impl Random {
-    fn tensor(&mut self, shape: &[usize], scale: f32) -> Tensor {
-        let n = shape.iter().product();
-        let values = (0..n)
+    fn new(seed: u64) -> Self {
+        Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
             .map(|_| {
                 self.0 ^= self.0 << 13;
                 self.0 ^= self.0 >> 7;
                 self.0 ^= self.0 << 17;
                 ((self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
             })
-            .collect();
-        Tensor::from_vec(shape.to_vec(), values)
+            .collect()
+    }
+
+    fn tensor(&mut self, shape: &[usize], scale: f32) -> Tensor {
+        Tensor::from_vec(shape.to_vec(), self.values(shape.iter().product(), scale))
     }
 
     fn linear(&mut self, out: usize, inp: usize) -> Linear {
@@ -45,9 +51,14 @@ impl Random {
     }
 }
 
+/// `n` deterministic pseudo-random values in [-scale, scale) (xorshift; tests use it too).
+pub fn random_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    Random::new(seed).values(n, scale)
+}
+
 /// Random weights of `config`'s shapes.
 pub fn random_weights(config: &Config, seed: u64) -> Weights {
-    let mut r = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut r = Random::new(seed);
     let (d, h) = (config.dim, config.hidden_dim);
     let embeddings = Embeddings {
         word_embeddings: r.tensor(&[config.vocab_size, d], 1.0),

@@ -90,9 +90,3 @@ impl Classifier {
         })
     }
 }
-
-/// Parses a comma-separated label string as the pipeline does (for the page's label field).
-#[wasm_bindgen(js_name = parseLabels)]
-pub fn parse_labels(labels: &str) -> Vec<String> {
-    crate::pipeline::parse_labels(labels)
-}

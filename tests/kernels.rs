@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{assert_close, gpu_backend, random};
+use common::{assert_close, gpu_backend};
 use zeroshot::Activation;
 use zeroshot::backend::gpu::GpuOptions;
 use zeroshot::backend::{Backend, Batch};
+use zeroshot::synthetic::random_values as random;
 use zeroshot::weights::{Embeddings, LayerNorm, Linear, Tensor};
 
 /// Relative tolerance, GPU vs CPU and CPU vs naive: f32 sums in another order.

@@ -1,5 +1,5 @@
 // The page: UI only. Loading, caching and classifying are zeroshot.js's job.
-import { DEFAULT_MODEL, DEFAULT_TEMPLATE, ZeroShotClassifier } from './zeroshot.js';
+import { DEFAULT_MODEL, DEFAULT_TEMPLATE, ZeroShotClassifier, parseLabels } from './zeroshot.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -187,7 +187,7 @@ async function classifyAll() {
   bulkRows = [];
   try {
     const c = await classifier();
-    bulkLabels = $('labels').value.split(',').map((l) => l.trim()).filter(Boolean);
+    bulkLabels = parseLabels($('labels').value);
     const options = { hypothesisTemplate: $('template').value, multiLabel: $('multi').checked };
     const started = performance.now();
     for (const text of texts) {

@@ -1,6 +1,9 @@
 /** Default hypothesis template, as in Hugging Face's zero-shot pipeline. */
 export const DEFAULT_TEMPLATE: string;
 
+/** Labels given as one string: split on commas, trimmed, empties dropped. */
+export function parseLabels(text: string): string[];
+
 export type Backend = 'auto' | 'webgpu' | 'cpu';
 
 export interface LoadProgress {

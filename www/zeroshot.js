@@ -13,6 +13,11 @@ export const DEFAULT_HUB = 'https://huggingface.co';
 const CACHE_NAME = 'zeroshot-models-v1'; // also in zeroshot.worker.js
 const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json'];
 
+/** Labels given as one string: split on commas, trimmed, empties dropped (as transformers does). */
+export function parseLabels(text) {
+  return text.split(',').map((l) => l.trim()).filter(Boolean);
+}
+
 /** A Hub id or a folder URL, as the worker fetches it. */
 function sourceOf(model, revision, hub) {
   if (typeof model !== 'string' || !model.trim()) throw new Error('ZeroShotClassifier.load: `model` must be a Hub id or a folder URL');
@@ -82,7 +87,7 @@ export class ZeroShotClassifier {
   /** Classifies one text: {sequence, labels, scores, truncated}, labels sorted by score. */
   async classify(text, labels, { hypothesisTemplate = DEFAULT_TEMPLATE, multiLabel = false } = {}) {
     if (typeof text !== 'string') throw new TypeError('classify: text must be a string');
-    const list = typeof labels === 'string' ? labels.split(',').map((l) => l.trim()).filter(Boolean) : labels;
+    const list = typeof labels === 'string' ? parseLabels(labels) : labels;
     if (!Array.isArray(list) || list.some((l) => typeof l !== 'string')) {
       throw new TypeError('classify: labels must be an array of strings or a comma-separated string');
     }

@@ -171,19 +171,6 @@ pub fn gpu_backend(options: zeroshot::backend::gpu::GpuOptions) -> Option<zerosh
     }
 }
 
-/// Deterministic pseudo-random values in [-scale, scale) (xorshift; no rand dependency).
-pub fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
 /// Asserts `actual` is within `tol * max(1, |expected|)` of `expected` everywhere, naming the
 /// first failing index with both values.
 pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
