@@ -1,4 +1,6 @@
 // out[r, :] = LayerNorm(x[r, :] + residual[r, :]) * gamma + beta, one workgroup per row.
+// Rows of `residual` are `residual_stride` floats apart: the last layer's residual is a view of
+// every seq-th ([CLS]) row of the layer's input.
 // Two passes over the row (mean, then variance of the centred values) for stability, as the
 // CPU backend does. Uses `workgroup_sum` from row_sum.wgsl.
 
@@ -6,7 +8,7 @@ struct Params {
     rows: u32,
     dim: u32,  // elements per row
     eps: f32,  // 1e-12 for DistilBERT
-    _pad: u32,
+    residual_stride: u32, // floats between rows of residual (dim, or seq * dim)
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -19,18 +21,19 @@ struct Params {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
     let base = wg.x * params.dim;
+    let rbase = wg.x * params.residual_stride;
     var s = 0.0;
     for (var i = tid; i < params.dim; i += 256u) {
-        s += x[base + i] + residual[base + i];
+        s += x[base + i] + residual[rbase + i];
     }
     let mean = workgroup_sum(s, tid) / f32(params.dim);
     var v = 0.0;
     for (var i = tid; i < params.dim; i += 256u) {
-        let d = x[base + i] + residual[base + i] - mean;
+        let d = x[base + i] + residual[rbase + i] - mean;
         v += d * d;
     }
     let inv = inverseSqrt(workgroup_sum(v, tid) / f32(params.dim) + params.eps);
     for (var i = tid; i < params.dim; i += 256u) {
-        out[base + i] = (x[base + i] + residual[base + i] - mean) * inv * gamma[i] + beta[i];
+        out[base + i] = (x[base + i] + residual[rbase + i] - mean) * inv * gamma[i] + beta[i];
     }
 }

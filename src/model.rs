@@ -1,7 +1,7 @@
 //! DistilBertForSequenceClassification, forward only, on any [`Backend`]. One function, top to
 //! bottom, shapes in comments (B = sequences, L = tokens each, D = dim, F = hidden_dim).
 
-use crate::backend::{Backend, Batch};
+use crate::backend::{Backend, Batch, Queries};
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::weights::Weights;
@@ -16,6 +16,9 @@ pub struct DistilBert<B: Backend> {
 impl<B: Backend> DistilBert<B> {
     /// Hands the weights to the backend (an upload, for a GPU).
     pub fn new(config: Config, weights: Weights, mut backend: B) -> Result<Self> {
+        if weights.layers.is_empty() {
+            return Err(Error::ZeroSize { field: "n_layers" });
+        }
         let weights = backend.load_weights(weights)?;
         Ok(DistilBert { config, backend, weights })
     }
@@ -41,20 +44,22 @@ impl<B: Backend> DistilBert<B> {
         let (b, w, cfg) = (&mut self.backend, &self.weights, &self.config);
         let input = b.upload_batch(batch)?;
         let mut x = b.embed(&input, &w.embeddings)?; // [B*L, D]
-        for layer in &w.layers {
+        let last = w.layers.len() - 1; // `new` refuses 0 layers
+        for (i, layer) in w.layers.iter().enumerate() {
+            // The classifier reads only [CLS]: after the last layer's attention (whose keys and
+            // values still need every token) only the [CLS] rows go on. R = B*L, or B in the last layer.
+            let queries = if i == last { Queries::Cls } else { Queries::All };
             let att = &layer.attention;
-            let q = b.linear(&x, &att.q_lin, None)?; // [B*L, D]
-            let k = b.linear(&x, &att.k_lin, None)?; // [B*L, D]
-            let v = b.linear(&x, &att.v_lin, None)?; // [B*L, D]
-            let ctx = b.attention(&q, &k, &v, &input, cfg.n_heads)?; // [B*L, D]
-            let sa = b.linear(&ctx, &att.out_lin, None)?; // [B*L, D]
-            x = b.add_layer_norm(&sa, &x, &layer.sa_layer_norm)?; // post-LN: [B*L, D]
-            let h = b.linear(&x, &layer.ffn.lin1, Some(cfg.activation))?; // [B*L, F]
-            let f = b.linear(&h, &layer.ffn.lin2, None)?; // [B*L, D]
-            x = b.add_layer_norm(&f, &x, &layer.output_layer_norm)?; // [B*L, D]
+            let qkv = b.linear(&x, &att.qkv, None)?; // [B*L, 3D]: q | k | v
+            let ctx = b.attention(&qkv, &input, cfg.n_heads, queries)?; // [R, D]
+            let residual = if i == last { b.cls_rows(&x, &input)? } else { x }; // [R, D]
+            let sa = b.linear(&ctx, &att.out_lin, None)?; // [R, D]
+            x = b.add_layer_norm(&sa, &residual, &layer.sa_layer_norm)?; // post-LN: [R, D]
+            let h = b.linear(&x, &layer.ffn.lin1, Some(cfg.activation))?; // [R, F]
+            let f = b.linear(&h, &layer.ffn.lin2, None)?; // [R, D]
+            x = b.add_layer_norm(&f, &x, &layer.output_layer_norm)?; // [R, D]
         }
-        let cls = b.cls_rows(&x, &input)?; // [B, D]
-        let pooled = b.linear(&cls, &w.pre_classifier, Some(Activation::Relu))?; // [B, D]
+        let pooled = b.linear(&x, &w.pre_classifier, Some(Activation::Relu))?; // [B, D]
         let logits = b.linear(&pooled, &w.classifier, None)?; // [B, num_labels]
         b.read(&logits).await
     }

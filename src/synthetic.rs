@@ -67,12 +67,7 @@ pub fn random_weights(config: &Config, seed: u64) -> Weights {
     };
     let layers = (0..config.n_layers)
         .map(|_| TransformerBlock {
-            attention: MultiHeadSelfAttention {
-                q_lin: r.linear(d, d),
-                k_lin: r.linear(d, d),
-                v_lin: r.linear(d, d),
-                out_lin: r.linear(d, d),
-            },
+            attention: MultiHeadSelfAttention { qkv: r.linear(3 * d, d), out_lin: r.linear(d, d) },
             sa_layer_norm: r.layer_norm(d),
             ffn: Ffn { lin1: r.linear(h, d), lin2: r.linear(d, h) },
             output_layer_norm: r.layer_norm(d),
@@ -81,9 +76,15 @@ pub fn random_weights(config: &Config, seed: u64) -> Weights {
     Weights { embeddings, layers, pre_classifier: r.linear(d, d), classifier: r.linear(config.num_labels(), d) }
 }
 
-/// Multiply-adds x 2 of one forward over `batch` sequences of `seq` tokens.
+/// Multiply-adds x 2 of one forward over `batch` sequences of `seq` tokens, as the forward does
+/// them: every layer's fused qkv on every token; attention, out_lin and the FFN for every token
+/// except in the last layer, which does them for the [CLS] rows only.
 pub fn forward_flops(config: &Config, batch: usize, seq: usize) -> f64 {
-    let (d, h, rows) = (config.dim as f64, config.hidden_dim as f64, (batch * seq) as f64);
-    let per_layer = rows * (4.0 * d * d + 2.0 * d * h) + 2.0 * batch as f64 * (seq * seq) as f64 * d;
-    2.0 * (config.n_layers as f64 * per_layer + batch as f64 * (d * d + d * config.num_labels() as f64))
+    let (d, h, b) = (config.dim as f64, config.hidden_dim as f64, batch as f64);
+    let (tokens, layers) = (b * seq as f64, config.n_layers as f64);
+    // Per query row: scores and context over `seq` keys, out_lin, FFN.
+    let per_query = 2.0 * seq as f64 * d + d * d + 2.0 * d * h;
+    let queries = (layers - 1.0) * tokens + b;
+    let head = b * (d * d + d * config.num_labels() as f64);
+    2.0 * (layers * tokens * 3.0 * d * d + queries * per_query + head)
 }

@@ -76,11 +76,12 @@ pub struct Embeddings<T = Tensor> {
     pub layer_norm: LayerNorm<T>,
 }
 
-/// `distilbert.transformer.layer.{i}.attention`: all four are [dim, dim].
+/// `distilbert.transformer.layer.{i}.attention`.
 pub struct MultiHeadSelfAttention<T = Tensor> {
-    pub q_lin: Linear<T>,
-    pub k_lin: Linear<T>,
-    pub v_lin: Linear<T>,
+    /// `q_lin`, `k_lin` and `v_lin` concatenated at load: weight [3*dim, dim], bias [3*dim], so
+    /// one matmul gives q | k | v side by side ([rows, 3*dim]) instead of three.
+    pub qkv: Linear<T>,
+    /// [dim, dim]
     pub out_lin: Linear<T>,
 }
 
@@ -106,6 +107,25 @@ pub struct Weights<T = Tensor> {
     pub pre_classifier: Linear<T>,
     /// [num_labels, dim]
     pub classifier: Linear<T>,
+}
+
+impl Tensor {
+    /// Tensors of equal trailing shape stacked along the first axis: [a, ..] + [b, ..] -> [a + b, ..].
+    pub fn concat(parts: &[Tensor]) -> Tensor {
+        let mut shape = parts.first().map_or_else(Vec::new, |t| t.shape.clone());
+        if let Some(rows) = shape.first_mut() {
+            *rows = parts.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
+        }
+        Tensor::from_vec(shape, parts.iter().flat_map(|t| t.data().iter().copied()).collect())
+    }
+}
+
+impl Linear {
+    /// Linears over the same input stacked into one: their outputs side by side.
+    pub fn concat(parts: Vec<Linear>) -> Linear {
+        let (weights, biases): (Vec<Tensor>, Vec<Tensor>) = parts.into_iter().map(|l| (l.weight, l.bias)).unzip();
+        Linear { weight: Tensor::concat(&weights), bias: Tensor::concat(&biases) }
+    }
 }
 
 impl<T> Linear<T> {
@@ -140,12 +160,7 @@ impl<T> Weights<T> {
         for l in self.layers {
             let a = l.attention;
             layers.push(TransformerBlock {
-                attention: MultiHeadSelfAttention {
-                    q_lin: linear(a.q_lin)?,
-                    k_lin: linear(a.k_lin)?,
-                    v_lin: linear(a.v_lin)?,
-                    out_lin: linear(a.out_lin)?,
-                },
+                attention: MultiHeadSelfAttention { qkv: linear(a.qkv)?, out_lin: linear(a.out_lin)? },
                 sa_layer_norm: l.sa_layer_norm.try_map(&mut tensor)?,
                 ffn: Ffn { lin1: linear(l.ffn.lin1)?, lin2: linear(l.ffn.lin2)? },
                 output_layer_norm: l.output_layer_norm.try_map(&mut tensor)?,
@@ -194,9 +209,12 @@ impl Loader<'_> {
     fn block(&self, p: &str, d: usize, h: usize) -> Result<TransformerBlock> {
         Ok(TransformerBlock {
             attention: MultiHeadSelfAttention {
-                q_lin: self.linear(&format!("{p}.attention.q_lin"), d, d)?,
-                k_lin: self.linear(&format!("{p}.attention.k_lin"), d, d)?,
-                v_lin: self.linear(&format!("{p}.attention.v_lin"), d, d)?,
+                qkv: Linear::concat(
+                    ["q_lin", "k_lin", "v_lin"]
+                        .map(|name| self.linear(&format!("{p}.attention.{name}"), d, d))
+                        .into_iter()
+                        .collect::<Result<Vec<_>>>()?,
+                ),
                 out_lin: self.linear(&format!("{p}.attention.out_lin"), d, d)?,
             },
             sa_layer_norm: self.layer_norm(&format!("{p}.sa_layer_norm"), d)?,

@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, gpu_backend};
 use zeroshot::Activation;
 use zeroshot::backend::gpu::GpuOptions;
-use zeroshot::backend::{Backend, Batch};
+use zeroshot::backend::{Backend, Batch, Queries};
 use zeroshot::synthetic::random_values as random;
 use zeroshot::weights::{Embeddings, LayerNorm, Linear, Tensor};
 
@@ -91,9 +91,10 @@ fn linear_on_small_odd_and_large_shapes() {
     }
 }
 
-/// embed, then attention on q = k = v = that, then add_layer_norm and the [CLS] rows through a
-/// linear: every non-matmul kernel, on one backend.
-fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], dim: usize, heads: usize, max_pos: usize) -> [Vec<f32>; 4] {
+/// embed; attention on a random fused qkv, for every query and for the [CLS] rows only;
+/// add_layer_norm with a full and with a [CLS]-rows residual; the [CLS] rows through a linear:
+/// every non-matmul kernel, on one backend. Returns [x, ctx, y, logits, ctx_cls, y_cls].
+fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], dim: usize, heads: usize, max_pos: usize) -> Vec<Vec<f32>> {
     let vocab = 97;
     let emb = Embeddings {
         word_embeddings: b.load_tensor(tensor(&[vocab, dim], 1, 1.0)).unwrap(),
@@ -103,19 +104,27 @@ fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], dim: usize, heads: usize, 
     let ln = layer_norm(dim, 5).try_map(&mut |t| b.load_tensor(t)).unwrap();
     let head = b.load_linear(linear(3, dim, 7)).unwrap();
     let batch = batch(lengths, vocab as u32, 9);
+    let qkv = b.load_tensor(qkv_values(&batch, dim)).unwrap();
     let input = b.upload_batch(&batch).unwrap();
     let x = b.embed(&input, &emb).unwrap();
-    let ctx = b.attention(&x, &x, &x, &input, heads).unwrap();
+    let ctx = b.attention(&qkv, &input, heads, Queries::All).unwrap();
+    let ctx_cls = b.attention(&qkv, &input, heads, Queries::Cls).unwrap();
     let y = b.add_layer_norm(&ctx, &x, &ln).unwrap();
+    let x_cls = b.cls_rows(&x, &input).unwrap();
+    let y_cls = b.add_layer_norm(&ctx_cls, &x_cls, &ln).unwrap();
     let cls = b.cls_rows(&y, &input).unwrap();
     let logits = b.linear(&cls, &head, None).unwrap();
-    [&x, &ctx, &y]
-        .map(|t| pollster::block_on(b.read(t)).unwrap())
-        .into_iter()
-        .chain([pollster::block_on(b.read(&logits)).unwrap()])
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap()
+    [&x, &ctx, &y, &logits, &ctx_cls, &y_cls].map(|t| pollster::block_on(b.read(t)).unwrap()).to_vec()
+}
+
+/// A random [rows, 3*dim] q | k | v for `batch`, the same on every backend.
+fn qkv_values(batch: &Batch, dim: usize) -> Tensor {
+    tensor(&[batch.rows(), 3 * dim], 11, 1.0)
+}
+
+/// Every `seq`-th row of a [batch*seq, dim] tensor.
+fn cls_of(t: &[f32], seq: usize, dim: usize) -> Vec<f32> {
+    t.chunks(seq * dim).flat_map(|s| &s[..dim]).copied().collect()
 }
 
 #[test]
@@ -124,40 +133,46 @@ fn embed_attention_layer_norm_and_cls_rows() {
     // (sequence lengths, dim, heads): one token; odd sizes with padding; typeform's head size.
     let cases: [(&[usize], usize, usize); 4] =
         [(&[1], 4, 1), (&[37, 5, 36], 61, 1), (&[7, 3], 24, 3), (&[128, 100, 128], 768, 12)];
+    let names =
+        ["embed", "attention", "add_layer_norm", "cls_rows + linear", "attention [CLS]", "add_layer_norm [CLS]"];
     for (lengths, dim, heads) in cases {
+        let what = format!("{lengths:?} dim {dim} heads {heads}");
         let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, dim, heads, 130);
-        check_against_naive(&cpu, lengths, dim, heads);
+        let seq = *lengths.iter().max().unwrap();
+        let qkv = qkv_values(&batch(lengths, 97, 9), dim);
+        check_against_naive(&cpu[1], qkv.data(), lengths, dim, heads);
+        assert_close(&format!("cpu attention [CLS] {what}"), &cpu[4], &cls_of(&cpu[1], seq, dim), TOL);
+        assert_close(&format!("cpu add_layer_norm [CLS] {what}"), &cpu[5], &cls_of(&cpu[2], seq, dim), TOL);
         let Some(gpu) = gpu.as_mut() else { continue };
         let got = run_rest(gpu, lengths, dim, heads, 130);
-        for (name, (g, c)) in
-            ["embed", "attention", "add_layer_norm", "cls_rows + linear"].iter().zip(got.iter().zip(&cpu))
-        {
-            assert_close(&format!("gpu {name} {lengths:?} dim {dim} heads {heads}"), g, c, TOL);
+        for (name, (g, c)) in names.iter().zip(got.iter().zip(&cpu)) {
+            assert_close(&format!("gpu {name} {what}"), g, c, TOL);
         }
     }
 }
 
-/// The CPU's attention against a naive per-(sequence, head, query) loop in f64, on its own
-/// embed output; padding keys must get no weight.
-fn check_against_naive(cpu: &[Vec<f32>; 4], lengths: &[usize], dim: usize, heads: usize) {
-    let (x, ctx) = (&cpu[0], &cpu[1]);
+/// The CPU's attention against a naive per-(sequence, head, query) loop in f64 over the fused
+/// [rows, 3*dim] qkv; padding keys must get no weight.
+fn check_against_naive(ctx: &[f32], qkv: &[f32], lengths: &[usize], dim: usize, heads: usize) {
     let seq = *lengths.iter().max().unwrap();
     let hd = dim / heads;
-    let mut want = vec![0.0f32; x.len()];
+    let mut want = vec![0.0f32; ctx.len()];
     for (b, &len) in lengths.iter().enumerate() {
         for h in 0..heads {
+            // part 0, 1, 2 = q, k, v of token t, head h
+            let at = |part: usize, t: usize| &qkv[(b * seq + t) * 3 * dim + part * dim + h * hd..][..hd];
             for q in 0..seq {
-                let row = |t: usize| &x[(b * seq + t) * dim + h * hd..][..hd];
                 let scores: Vec<f64> = (0..len)
                     .map(|k| {
-                        row(q).iter().zip(row(k)).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() / (hd as f64).sqrt()
+                        let dot = at(0, q).iter().zip(at(1, k)).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>();
+                        dot / (hd as f64).sqrt()
                     })
                     .collect();
                 let max = scores.iter().copied().fold(f64::MIN, f64::max);
                 let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = exp.iter().sum();
                 for d in 0..hd {
-                    let v: f64 = (0..len).map(|k| exp[k] / sum * row(k)[d] as f64).sum();
+                    let v: f64 = (0..len).map(|k| exp[k] / sum * at(2, k)[d] as f64).sum();
                     want[(b * seq + q) * dim + h * hd + d] = v as f32;
                 }
             }

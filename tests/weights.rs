@@ -36,6 +36,25 @@ fn f32_weights_load_in_place() {
     assert!(w.layers[1].ffn.lin1.weight.is_borrowed());
 }
 
+/// q_lin, k_lin and v_lin become one [3*dim, dim] Linear: rows and biases in that order, as in the file.
+#[test]
+fn q_k_v_are_concatenated_in_order() {
+    let (config, bytes) = typeform();
+    let w = Weights::from_safetensors(bytes.clone(), &config).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let read = |name: &str| -> Vec<f32> {
+        let t = file.tensor(&format!("distilbert.transformer.layer.1.attention.{name}")).unwrap();
+        t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let qkv = &w.layers[1].attention.qkv;
+    assert_eq!(qkv.weight.shape, vec![3 * 16, 16]);
+    assert_eq!(qkv.bias.shape, vec![3 * 16]);
+    let want_w: Vec<f32> = ["q_lin", "k_lin", "v_lin"].iter().flat_map(|n| read(&format!("{n}.weight"))).collect();
+    let want_b: Vec<f32> = ["q_lin", "k_lin", "v_lin"].iter().flat_map(|n| read(&format!("{n}.bias"))).collect();
+    assert_eq!(qkv.weight.data(), &want_w[..]);
+    assert_eq!(qkv.bias.data(), &want_b[..]);
+}
+
 #[test]
 fn every_fixture_loads() {
     for name in common::FIXTURES {
@@ -62,11 +81,11 @@ fn f16_and_bf16_convert_to_the_same_values() {
         });
         let w = Weights::from_safetensors(converted, &config).unwrap();
         let tol = if dtype == Dtype::F16 { 1e-3 } else { 8e-3 };
-        let (a, b) = (w.layers[0].attention.q_lin.weight.data(), reference.layers[0].attention.q_lin.weight.data());
+        let (a, b) = (w.layers[0].attention.out_lin.weight.data(), reference.layers[0].attention.out_lin.weight.data());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= tol * y.abs().max(1.0), "{dtype:?} index {i}: actual {x}, expected {y}");
         }
-        assert!(!w.layers[0].attention.q_lin.weight.is_borrowed());
+        assert!(!w.layers[0].attention.out_lin.weight.is_borrowed());
     }
 }
 

@@ -3,7 +3,7 @@
 //! vectorised: AVX2/AVX-512 natively, simd128 on wasm); the rest is plain, numerically careful
 //! loops (two-pass LayerNorm, max-subtracted softmax, exact erf GELU).
 
-use super::{Backend, Batch, LAYER_NORM_EPS};
+use super::{Backend, Batch, LAYER_NORM_EPS, Queries};
 use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
@@ -250,34 +250,36 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_vec(vec![rows, out_dim], out))
     }
 
-    fn attention(&mut self, q: &Tensor, k: &Tensor, v: &Tensor, input: &Batch, n_heads: usize) -> Result<Tensor> {
-        let (rows, dim) = dims(q)?;
-        if dims(k)? != (rows, dim) || dims(v)? != (rows, dim) || rows != input.rows() || dim % n_heads != 0 {
-            return Err(Error::Backend("attention: q, k, v and batch shapes disagree".into()));
+    fn attention(&mut self, qkv: &Tensor, input: &Batch, n_heads: usize, queries: Queries) -> Result<Tensor> {
+        let (rows, width) = dims(qkv)?;
+        let dim = width / 3;
+        if rows != input.rows() || !width.is_multiple_of(3) || n_heads == 0 || dim % n_heads != 0 {
+            return Err(Error::Backend("attention: qkv and batch shapes disagree".into()));
         }
-        let (seq, hd) = (input.seq, dim / n_heads);
+        let (seq, hd, nq) = (input.seq, dim / n_heads, queries.per_sequence(input.seq));
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut ctx = vec![0.0; rows * dim];
-        let mut scores = vec![0.0; seq * seq]; // one (sequence, head) at a time: [seq, seq]
+        let mut ctx = vec![0.0; input.batch * nq * dim];
+        let mut scores = vec![0.0; nq * seq]; // one (sequence, head) at a time: [nq, seq]
         for b in 0..input.batch {
             let bias = &input.key_bias[b * seq..(b + 1) * seq];
             for h in 0..n_heads {
-                let at = b * seq * dim + h * hd; // this head's [seq, hd] slice, row stride dim
-                let q_bh = MatRef { data: &q.data()[at..], row_stride: dim, col_stride: 1 };
-                let k_t = MatRef { data: &k.data()[at..], row_stride: 1, col_stride: dim }; // [hd, seq]
+                // This head's q, k, v: [seq, hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
+                let at = b * seq * width + h * hd;
+                let q_bh = MatRef { data: &qkv.data()[at..], row_stride: width, col_stride: 1 };
+                let k_t = MatRef { data: &qkv.data()[at + dim..], row_stride: 1, col_stride: width }; // [hd, seq]
                 let s = MatMut { data: &mut scores, row_stride: seq, col_stride: 1 };
-                matmul(seq, seq, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
+                matmul(nq, seq, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
                 for row in scores.chunks_exact_mut(seq) {
                     row.iter_mut().zip(bias).for_each(|(s, m)| *s += m);
                     softmax_row(row);
                 }
                 let p = MatRef { data: &scores, row_stride: seq, col_stride: 1 };
-                let v_bh = MatRef { data: &v.data()[at..], row_stride: dim, col_stride: 1 };
-                let c = MatMut { data: &mut ctx[at..], row_stride: dim, col_stride: 1 };
-                matmul(seq, hd, seq, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
+                let v_bh = MatRef { data: &qkv.data()[at + 2 * dim..], row_stride: width, col_stride: 1 };
+                let c = MatMut { data: &mut ctx[b * nq * dim + h * hd..], row_stride: dim, col_stride: 1 };
+                matmul(nq, hd, seq, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
             }
         }
-        Ok(Tensor::from_vec(vec![rows, dim], ctx))
+        Ok(Tensor::from_vec(vec![input.batch * nq, dim], ctx))
     }
 
     fn add_layer_norm(&mut self, x: &Tensor, residual: &Tensor, ln: &LayerNorm) -> Result<Tensor> {

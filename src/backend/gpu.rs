@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use super::{Backend, Batch, LAYER_NORM_EPS, MAX_BATCH_ROWS};
+use super::{Backend, Batch, LAYER_NORM_EPS, MAX_BATCH_ROWS, Queries};
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
@@ -472,9 +472,10 @@ impl Backend for GpuBackend {
         Ok(Linear { weight: self.load_tensor(l.weight)?, bias: self.load_tensor(l.bias)? })
     }
 
-    /// Every activation and the FFN's [rows, hidden_dim] must fit one storage binding.
+    /// Every activation, the widest being the FFN's [rows, hidden_dim] or the fused
+    /// [rows, 3*dim] qkv, must fit one storage binding.
     fn max_rows(&self, config: &Config) -> usize {
-        let widest = config.dim.max(config.hidden_dim).max(1) as u64 * 4;
+        let widest = (3 * config.dim).max(config.hidden_dim).max(1) as u64 * 4;
         ((self.max_activation / widest) as usize).clamp(1, MAX_BATCH_ROWS)
     }
 
@@ -534,27 +535,23 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    fn attention(
-        &mut self,
-        q: &GpuTensor,
-        k: &GpuTensor,
-        v: &GpuTensor,
-        input: &GpuInput,
-        n_heads: usize,
-    ) -> Result<GpuTensor> {
-        let (rows, dim) = (q.rows, q.cols);
+    fn attention(&mut self, qkv: &GpuTensor, input: &GpuInput, n_heads: usize, queries: Queries) -> Result<GpuTensor> {
+        let (rows, dim) = (qkv.rows, qkv.cols / 3);
         let head_dim = dim / n_heads.max(1);
-        if rows != input.batch * input.seq || dim % n_heads != 0 || head_dim > MAX_HEAD_DIM {
-            return Err(Error::Gpu(format!("attention: {rows}x{dim} with {n_heads} heads is not supported")));
+        let bad = rows != input.batch * input.seq || !qkv.cols.is_multiple_of(3) || n_heads == 0 || dim % n_heads != 0;
+        if bad || head_dim > MAX_HEAD_DIM {
+            return Err(Error::Gpu(format!(
+                "attention: {rows}x{} qkv with {n_heads} heads is not supported",
+                qkv.cols
+            )));
         }
-        for t in [q, k, v] {
-            contiguous(t, "attention")?;
-        }
-        let out = self.alloc(rows, dim)?;
-        let params = [input.seq as u32, dim as u32, head_dim as u32, (1.0 / (head_dim as f32).sqrt()).to_bits()];
-        let buffers =
-            [&q.buffer.buffer, &k.buffer.buffer, &v.buffer.buffer, &input.key_bias.buffer.buffer, &out.buffer.buffer];
-        self.dispatch(Kernel::Attention, &buffers, &params, [input.seq as u32, n_heads as u32, input.batch as u32])?;
+        contiguous(qkv, "attention")?;
+        let nq = queries.per_sequence(input.seq);
+        let out = self.alloc(input.batch * nq, dim)?;
+        let scale = (1.0 / (head_dim as f32).sqrt()).to_bits();
+        let params = [input.seq as u32, dim as u32, head_dim as u32, scale, nq as u32, 0, 0, 0];
+        let buffers = [&qkv.buffer.buffer, &input.key_bias.buffer.buffer, &out.buffer.buffer];
+        self.dispatch(Kernel::Attention, &buffers, &params, [nq as u32, n_heads as u32, input.batch as u32])?;
         Ok(out)
     }
 
@@ -563,9 +560,8 @@ impl Backend for GpuBackend {
             return Err(Error::Gpu("add_layer_norm: x and residual shapes differ".into()));
         }
         contiguous(x, "add_layer_norm")?;
-        contiguous(residual, "add_layer_norm")?;
         let out = self.alloc(x.rows, x.cols)?;
-        let params = [x.rows as u32, x.cols as u32, LAYER_NORM_EPS.to_bits(), 0];
+        let params = [x.rows as u32, x.cols as u32, LAYER_NORM_EPS.to_bits(), residual.row_stride as u32];
         let buffers = [
             &x.buffer.buffer,
             &residual.buffer.buffer,

@@ -59,6 +59,26 @@ impl Batch {
     }
 }
 
+/// Which query rows attention computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queries {
+    /// Every token: [batch*seq, dim] out.
+    All,
+    /// Only each sequence's [CLS] row (position 0): [batch, dim] out. The last layer needs no
+    /// more, since the classifier reads nothing else.
+    Cls,
+}
+
+impl Queries {
+    /// Query rows per sequence.
+    pub fn per_sequence(self, seq: usize) -> usize {
+        match self {
+            Queries::All => seq,
+            Queries::Cls => 1,
+        }
+    }
+}
+
 /// A compute backend: holds the weights in its own form and runs the ops on [`Batch`]es.
 ///
 /// Tensors are 2-D, row-major, and know their shape. `read` is async because a GPU readback is
@@ -102,17 +122,18 @@ pub trait Backend {
     fn linear(&mut self, x: &Self::Tensor, w: &Linear<Self::Tensor>, act: Option<Activation>) -> Result<Self::Tensor>;
 
     /// Multi-head self-attention core: per sequence and head, softmax(q k^T / sqrt(d) + mask) v.
-    /// q, k, v and the result are [batch*seq, dim], heads side by side in `dim`.
+    /// `qkv` is [batch*seq, 3*dim]: q | k | v side by side (the fused projection), heads side by
+    /// side within each. Keys and values are every token's; queries are every token's
+    /// ([batch*seq, dim] out) or only the [CLS] rows' ([batch, dim] out), see [`Queries`].
     fn attention(
         &mut self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
+        qkv: &Self::Tensor,
         input: &Self::Input,
         n_heads: usize,
+        queries: Queries,
     ) -> Result<Self::Tensor>;
 
-    /// `LayerNorm(x + residual)`: [rows, dim].
+    /// `LayerNorm(x + residual)`: [rows, dim]. `residual` may be a [`Backend::cls_rows`] view.
     fn add_layer_norm(
         &mut self,
         x: &Self::Tensor,
