@@ -1,34 +1,32 @@
 #!/usr/bin/env python3
-"""CPU benchmark: one text x 5 labels on a typeform-shaped model, zeroshot's CLI next to
-transformers' pipeline (PyTorch) and onnxruntime, one thread each, same inputs.
+"""Native CPU benchmark: one text x 5 labels on the full-size random model, zeroshot's CLI next to
+onnxruntime (the same model exported to ONNX) and transformers' pipeline, at 1 and 2 threads,
+timed in interleaved rounds in one run. Ratios are engine / zeroshot at the same thread count.
 
-    cargo build --release
-    .venv/bin/pip install -r tests/fixtures/requirements.txt onnx onnxscript onnxruntime
-    .venv/bin/python tests/fixtures/generate.py --full-size
-    .venv/bin/python bench/compare_cpu.py [--model tests/fixtures/full-size] [--runs 20]
+    bash bench/compare.sh                      (builds and exports what this needs, then runs it)
+    .venv/bin/python bench/compare_cpu.py [--model tests/fixtures/full-size] [--rounds 4] [--runs 10]
 
 zeroshot is timed as a process reading N texts from stdin: the per-text time is
-(T(N+1 texts) - T(1 text)) / N, which leaves out loading; loading is reported separately.
+(T(N+1 texts) - T(1 text)) / N, which leaves out loading (reported separately). It includes
+tokenization; onnxruntime's figure is its b5 forward alone.
 """
 
 import argparse
 import os
+import platform
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from transformers import AutoTokenizer, DistilBertForSequenceClassification, pipeline  # noqa: E402
+import numpy as np
+import torch
+from transformers import AutoTokenizer, DistilBertForSequenceClassification, pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXT = ("I ordered the blue jacket two weeks ago and it still has not arrived; the tracking page "
-        "has said 'in transit' for nine days and nobody answers my emails.")
-LABELS = ["shipping delay", "refund request", "product quality", "praise", "billing"]
+TEXT = "I loved the onboarding, but the pricing page is confusing."
+LABELS = ["pricing", "onboarding", "support", "bug report", "praise"]
+THREADS = (1, 2)
 
 
 def median_ms(fn, runs):
@@ -41,73 +39,84 @@ def median_ms(fn, runs):
     return statistics.median(times)
 
 
-def bench_torch(model_dir, runs):
-    torch.set_num_threads(1)
-    model = DistilBertForSequenceClassification.from_pretrained(model_dir).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    clf = pipeline("zero-shot-classification", model=model, tokenizer=tok, device="cpu")
-    with torch.inference_mode():
-        return median_ms(lambda: clf(TEXT, candidate_labels=LABELS), runs), clf(TEXT, candidate_labels=LABELS)
-
-
-def bench_onnx(model_dir, runs):
+def onnx_runner(onnx_dir, threads):
     import onnxruntime as ort
 
-    model = DistilBertForSequenceClassification.from_pretrained(model_dir).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    path = Path(tempfile.mkdtemp()) / "model.onnx"
-    enc = tok([TEXT] * 5, [f"This example is {l}." for l in LABELS], padding=True, return_tensors="pt")
-    torch.onnx.export(
-        model, (enc["input_ids"], enc["attention_mask"]), str(path), input_names=["input_ids", "attention_mask"],
-        output_names=["logits"], dynamic_axes={"input_ids": {0: "b", 1: "l"}, "attention_mask": {0: "b", 1: "l"}},
-        dynamo=False,
-    )
+    tok = AutoTokenizer.from_pretrained(onnx_dir)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    entail = model.config.label2id.get("ENTAILMENT", 0)
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(str(onnx_dir / "onnx/model.onnx"), opts, providers=["CPUExecutionProvider"])
+    e = tok([TEXT] * 5, [f"This example is {label}." for label in LABELS], padding=True, truncation="only_first",
+            return_tensors="np")
+    feeds = {"input_ids": e["input_ids"].astype(np.int64), "attention_mask": e["attention_mask"].astype(np.int64)}
+    return lambda: sess.run(None, feeds)
+
+
+def torch_runner(model_dir, threads):
+    model = DistilBertForSequenceClassification.from_pretrained(model_dir).eval()
+    clf = pipeline("zero-shot-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(model_dir),
+                   device="cpu")
 
     def run():
-        e = tok([TEXT] * 5, [f"This example is {l}." for l in LABELS], padding=True, truncation="only_first",
-                return_tensors="np")
-        logits = sess.run(None, {"input_ids": e["input_ids"].astype(np.int64),
-                                 "attention_mask": e["attention_mask"].astype(np.int64)})[0]
-        x = logits[:, entail]
-        return np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return clf(TEXT, candidate_labels=LABELS)
 
-    return median_ms(run, runs)
+    return run
 
 
-def run_cli(binary, model_dir, n_texts):
+def run_cli(binary, model_dir, threads, n_texts):
     t = time.perf_counter()
     out = subprocess.run([binary, "--model", str(model_dir), "--labels", ",".join(LABELS), "--backend", "cpu",
-                          "--threads", "1"], input=(TEXT + "\n") * n_texts, capture_output=True, text=True, check=True)
+                          "--threads", str(threads)], input=(TEXT + "\n") * n_texts, capture_output=True, text=True,
+                         check=True)
     return (time.perf_counter() - t) * 1000, out.stdout.splitlines()[0]
 
 
-def bench_cli(binary, model_dir, runs):
-    one = statistics.median(run_cli(binary, model_dir, 1)[0] for _ in range(3))
-    many = statistics.median(run_cli(binary, model_dir, runs + 1)[0] for _ in range(3))
-    per_text = (many - one) / runs
-    return per_text, one - per_text, run_cli(binary, model_dir, 1)[1]
+def cli_per_text(binary, model_dir, threads, runs):
+    one = statistics.median(run_cli(binary, model_dir, threads, 1)[0] for _ in range(3))
+    many = run_cli(binary, model_dir, threads, runs + 1)[0]
+    return (many - one) / runs, one
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=ROOT / "tests/fixtures/full-size")
+    ap.add_argument("--onnx", type=Path, default=ROOT / "tests/fixtures/full-size-onnx")
     ap.add_argument("--zeroshot", type=Path, default=ROOT / "target/release/zeroshot")
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
-    ours, load, ours_out = bench_cli(args.zeroshot, args.model, args.runs)
-    torch_ms, torch_out = bench_torch(args.model, args.runs)
-    onnx_ms = bench_onnx(args.model, args.runs)
-    print(f"one text x {len(LABELS)} labels, 1 thread, median of {args.runs}")
-    print(f"{'runtime':<28}{'ms/text':>10}{'vs zeroshot':>14}")
-    print(f"{'zeroshot CLI (cpu)':<28}{ours:>10.1f}{1.0:>13.2f}x   (+ {load:.0f} ms load per process)")
-    print(f"{'transformers pipeline':<28}{torch_ms:>10.1f}{torch_ms / ours:>13.2f}x")
-    print(f"{'onnxruntime':<28}{onnx_ms:>10.1f}{onnx_ms / ours:>13.2f}x")
-    print("zeroshot:", ours_out)
-    print("torch:   ", {k: torch_out[k] for k in ("labels", "scores")})
+    onnx = {t: onnx_runner(args.onnx, t) for t in THREADS}
+    pt = torch_runner(args.model, 1)
+    times = {(name, t): [] for name in ("zeroshot", "onnxruntime") for t in THREADS} | {("transformers", 1): []}
+    loads = []
+    for _ in range(args.rounds):  # interleaved, so drifting clocks and noise hit every engine alike
+        for t in THREADS:
+            per_text, one = cli_per_text(args.zeroshot, args.model, t, args.runs)
+            times[("zeroshot", t)].append(per_text)
+            loads.append(one - per_text)
+            times[("onnxruntime", t)].append(median_ms(onnx[t], args.runs))
+        times[("transformers", 1)].append(median_ms(pt, args.runs))
+    print(f"one text x {len(LABELS)} labels, full-size model, {cpu_model()}, {os.cpu_count()} cores")
+    print(f"{args.rounds} interleaved rounds; ms per text (median of rounds, range); ratio = engine / zeroshot\n")
+    print(f"{'engine':<30}{'threads':>8}{'ms/text':>10}{'range':>16}{'ratio':>9}")
+    for (name, t), xs in times.items():
+        ours = statistics.median(times[("zeroshot", t)])
+        label = {"zeroshot": "zeroshot CLI (cpu)", "onnxruntime": "onnxruntime (b5 forward)",
+                 "transformers": "transformers pipeline"}[name]
+        span = f"{min(xs):.1f}-{max(xs):.1f}"
+        print(f"{label:<30}{t:>8}{statistics.median(xs):>10.1f}{span:>16}{statistics.median(xs) / ours:>8.2f}x")
+    print(f"\nzeroshot load per process: {statistics.median(loads):.0f} ms")
+    print("zeroshot:", run_cli(args.zeroshot, args.model, 1, 1)[1])
+    print("torch:   ", {k: pt()[k] for k in ("labels", "scores")})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds the browser package: www/pkg/zeroshot.js + zeroshot_bg.wasm (release, simd128).
-# After it, www/ is a self-contained static site; any static host serves it (no special headers).
+# Builds the browser package: two wasm builds of the same crate, each with its wasm-bindgen glue,
+#   www/pkg/relaxed/  simd128 + relaxed SIMD (fused multiply-add): Chrome and Edge 114+
+#   www/pkg/simd128/  simd128 only: Safari and older browsers
+# The worker validates a tiny relaxed-SIMD module at load and imports the build the browser can
+# run. After this, www/ is a self-contained static site; any static host serves it (no special headers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen crate in Cargo.lock
@@ -10,11 +13,23 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
     echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 5 minutes, once)"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
-RUSTFLAGS="-C target-feature=+simd128" cargo build --release --lib --locked --target wasm32-unknown-unknown
 rm -rf www/pkg
-wasm-bindgen --target web --no-typescript --out-dir www/pkg target/wasm32-unknown-unknown/release/zeroshot.wasm
-if [ -x node_modules/.bin/wasm-opt ]; then
-    node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-        --enable-sign-ext --enable-mutable-globals www/pkg/zeroshot_bg.wasm -o www/pkg/zeroshot_bg.wasm
-fi
-ls -l www/pkg/zeroshot_bg.wasm | awk '{printf "www/pkg/zeroshot_bg.wasm: %.1f MB\n", $5 / 1e6}'
+
+# build NAME RUSTC_FEATURES WASM_OPT_FEATURES...: one release build into www/pkg/NAME/. Each build
+# has its own target dir, so rebuilding one leaves the other's cache intact.
+build() {
+    local name=$1 features=$2
+    shift 2
+    RUSTFLAGS="-C target-feature=$features" cargo build --release --lib --locked \
+        --target wasm32-unknown-unknown --target-dir "target/wasm-$name"
+    wasm-bindgen --target web --no-typescript --out-dir "www/pkg/$name" \
+        "target/wasm-$name/wasm32-unknown-unknown/release/zeroshot.wasm"
+    if [ -x node_modules/.bin/wasm-opt ]; then
+        node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+            --enable-sign-ext --enable-mutable-globals "$@" \
+            "www/pkg/$name/zeroshot_bg.wasm" -o "www/pkg/$name/zeroshot_bg.wasm"
+    fi
+    ls -l "www/pkg/$name/zeroshot_bg.wasm" | awk -v n="$name" '{printf "www/pkg/%s/zeroshot_bg.wasm: %.1f MB\n", n, $5 / 1e6}'
+}
+build simd128 +simd128
+build relaxed +simd128,+relaxed-simd --enable-relaxed-simd

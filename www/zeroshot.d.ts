@@ -32,6 +32,8 @@ export interface LoadOptions {
   /** Local files instead of a download: config.json, model.safetensors, tokenizer.json or vocab.txt, tokenizer_config.json. */
   files?: Iterable<File>;
   backend?: Backend;
+  /** Wasm build: 'auto' (default) takes relaxed SIMD (fused multiply-add) where the browser validates it, else simd128. */
+  wasm?: 'auto' | 'relaxed' | 'simd128';
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -59,6 +61,8 @@ export class ZeroShotClassifier {
   readonly notes: string[];
   /** What actually runs. */
   readonly backend: 'webgpu' | 'cpu';
+  /** The wasm build in use. */
+  readonly wasm: 'relaxed' | 'simd128';
   classify(text: string, labels: string[] | string, options?: ClassifyOptions): Promise<Classification>;
   classifyMany(
     texts: Iterable<string>,

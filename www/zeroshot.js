@@ -45,6 +45,7 @@ export class ZeroShotClassifier {
   #pending = new Map();
   #nextId = 1;
   #backend = null;
+  #wasm = null;
   #starting = null;
   #disposed = false;
   #notes = [];
@@ -58,13 +59,18 @@ export class ZeroShotClassifier {
    * typeform/distilbert-base-uncased-mnli, fetched at `revision` and kept in Cache Storage) or, when
    * it starts with http://, https://, /, ./ or ../, the URL of a folder in the Hub's layout; `files`
    * (File objects: config.json, model.safetensors, tokenizer files) runs with no network at all.
+   * `wasm` picks the wasm build: 'auto' (relaxed SIMD where the browser validates it, else
+   * simd128), or 'relaxed' / 'simd128' to force one (tests and benchmarks).
    */
-  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', onProgress } = {}) {
+  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', onProgress } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw new Error(`ZeroShotClassifier.load: backend must be 'auto', 'webgpu' or 'cpu', not ${JSON.stringify(backend)}`);
     }
+    if (!['auto', 'relaxed', 'simd128'].includes(wasm)) {
+      throw new Error(`ZeroShotClassifier.load: wasm must be 'auto', 'relaxed' or 'simd128', not ${JSON.stringify(wasm)}`);
+    }
     const source = files ? { kind: 'files', files: Array.from(files) } : sourceOf(model, revision, hub);
-    const clf = new ZeroShotClassifier({ source, backend, onProgress });
+    const clf = new ZeroShotClassifier({ source, backend, wasm, onProgress });
     await clf.#start();
     return clf;
   }
@@ -82,6 +88,11 @@ export class ZeroShotClassifier {
   /** 'webgpu' or 'cpu': what actually runs. */
   get backend() {
     return this.#backend;
+  }
+
+  /** 'relaxed' or 'simd128': the wasm build in use. */
+  get wasm() {
+    return this.#wasm;
   }
 
   /** Classifies one text: {sequence, labels, scores, truncated}, labels sorted by score. */
@@ -124,13 +135,14 @@ export class ZeroShotClassifier {
       this.#worker = new Worker(new URL('./zeroshot.worker.js', import.meta.url), { type: 'module' });
       this.#worker.onmessage = ({ data }) => this.#receive(data);
       this.#worker.onerror = (e) => this.#crash(new Error(`the model's worker failed: ${e.message ?? 'unknown error'}`));
-      const { source, backend, onProgress } = this.#options;
+      const { source, backend, wasm, onProgress } = this.#options;
       this.#starting = (async () => {
         // Picked files are read again on each start (after a crash too): File objects are only handles.
         const wire = source.kind === 'files' ? { kind: 'files', files: await readFiles(source.files) } : source;
         const transfer = wire.kind === 'files' ? Object.values(wire.files) : [];
-        const reply = await this.#call({ op: 'load', source: wire, backend }, onProgress, transfer);
+        const reply = await this.#call({ op: 'load', source: wire, backend, wasm }, onProgress, transfer);
         this.#backend = reply.backend;
+        this.#wasm = reply.wasm;
         this.#notes = reply.notes ?? [];
       })();
       this.#starting.catch(() => this.dispose());

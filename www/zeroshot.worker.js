@@ -1,12 +1,11 @@
 // The model's worker: gets a model's files (from the Hub or a folder URL, through Cache Storage,
 // or picked by the user), builds the wasm classifier and runs calls one at a time.
-// Messages in: {id, op: 'load', source, backend} | {id, op: 'classify', text, labels, template,
+// Messages in: {id, op: 'load', source, backend, wasm} | {id, op: 'classify', text, labels, template,
 // multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
 // {kind: 'files', files: {name: ArrayBuffer}}. Messages out: {id, progress} while loading, then
 // {id, ok, ...} or {id, error, crashed} (crashed: the wasm instance trapped; replace this worker).
-import init, { loadClassifier } from './pkg/zeroshot.js';
-
-const ready = init();
+let loadClassifier = null; // from the wasm build chosen at the first load
+let wasmBuild = null;
 let classifier = null;
 let loaded = null; // {model, backend} of the current classifier, to rebuild it on the CPU
 let queue = Promise.resolve();
@@ -141,12 +140,37 @@ async function resolveBackend(backend) {
   return adapter && !fallback ? 'webgpu' : 'cpu';
 }
 
+/** A tiny module using f32x4.relaxed_madd: it validates where the browser has relaxed SIMD. */
+function hasRelaxedSimd() {
+  const v128 = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...v128, ...v128, ...v128, 0xfd, 0x85, 0x02, 0x0b]; // relaxed_madd; end
+  const header = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+  const types = [1, 5, 1, 0x60, 0, 1, 0x7b]; // one type: () -> v128
+  const funcs = [3, 2, 1, 0];
+  const code = [0x0a, body.length + 2, 1, body.length, ...body];
+  return WebAssembly.validate(new Uint8Array([...header, ...types, ...funcs, ...code]));
+}
+
+/** Imports a wasm build once: `wanted` is 'relaxed', 'simd128' or 'auto' (the fastest that runs here). */
+async function initWasm(wanted = 'auto') {
+  const name = wanted === 'auto' ? (hasRelaxedSimd() ? 'relaxed' : 'simd128') : wanted;
+  if (wasmBuild && wasmBuild !== name) throw new Error(`this worker already runs the ${wasmBuild} build`);
+  if (!wasmBuild) {
+    if (!['relaxed', 'simd128'].includes(name)) throw new Error(`unknown wasm build ${JSON.stringify(name)}`);
+    if (name === 'relaxed' && !hasRelaxedSimd()) throw new Error('this browser has no WebAssembly relaxed SIMD: use the simd128 build');
+    const pkg = await import(`./pkg/${name}/zeroshot.js`);
+    await pkg.default();
+    loadClassifier = pkg.loadClassifier;
+    wasmBuild = name;
+  }
+}
+
 async function build(files, backend) {
   return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend);
 }
 
-async function load({ source, backend }, progress) {
-  await ready;
+async function load({ source, backend, wasm }, progress) {
+  await initWasm(wasm);
   const notes = [];
   if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
   const files = await fetchModel(source, progress, notes);
@@ -158,7 +182,7 @@ async function load({ source, backend }, progress) {
     classifier = await build(files, 'cpu'); // auto: any GPU failure falls back to the CPU
   }
   loaded = { source, backend };
-  return { backend: classifier.backend, notes };
+  return { backend: classifier.backend, wasm: wasmBuild, notes };
 }
 
 async function classify({ text, labels, template, multiLabel }) {

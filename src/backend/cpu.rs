@@ -3,10 +3,11 @@
 //! vectorised: AVX2/AVX-512 natively, simd128 on wasm); the rest is plain, numerically careful
 //! loops (two-pass LayerNorm, max-subtracted softmax, exact erf GELU).
 
-use super::{Backend, Batch, LAYER_NORM_EPS, Queries};
+use super::{Backend, Batch, LAYER_NORM_EPS, Queries, packed};
 use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
+use gemm::Parallelism;
 
 /// Runs DistilBERT on the CPU.
 pub struct CpuBackend {
@@ -21,7 +22,7 @@ impl CpuBackend {
         CpuBackend { threads: threads.max(1) }
     }
 
-    fn parallelism(&self) -> gemm::Parallelism {
+    fn parallelism(&self) -> Parallelism {
         #[cfg(not(target_arch = "wasm32"))]
         if self.threads > 1 {
             return gemm::Parallelism::Rayon(self.threads);
@@ -165,23 +166,34 @@ pub fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// [rows, cols] -> [cols, rows], in cache-sized tiles.
-fn transpose(t: &Tensor) -> Result<Tensor> {
-    const TILE: usize = 32;
-    let (rows, cols) = dims(t)?;
-    let (src, mut dst) = (t.data(), vec![0.0; rows * cols]);
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            let c1 = (c0 + TILE).min(cols);
-            for r in r0..(r0 + TILE).min(rows) {
-                let src_row = &src[r * cols + c0..r * cols + c1];
-                for (v, out) in src_row.iter().zip(dst[c0 * rows + r..].iter_mut().step_by(rows)) {
-                    *out = *v;
-                }
-            }
-        }
+/// Columns per packed weight panel (see [`packed`]): natively every column in one panel, the
+/// [in, out] transpose `gemm` streams; on wasm the micro-kernel's width.
+fn panel_width(out: usize) -> usize {
+    if cfg!(target_arch = "wasm32") { packed::NR } else { out }
+}
+
+/// `c [rows, out] += x [rows, in] @ w`, `w` packed as [`CpuBackend::load_linear`] leaves it.
+fn matmul_weight(
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    w: &[f32],
+    out: usize,
+    c: &mut [f32],
+    par: Parallelism,
+) -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = par; // one thread on the web
+        packed::matmul_packed(rows, out, inp, x, inp, w, c)
     }
-    Ok(Tensor::from_vec(vec![cols, rows], dst))
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let a = MatRef { data: x, row_stride: inp, col_stride: 1 };
+        let b = MatRef { data: w, row_stride: out, col_stride: 1 };
+        let c = MatMut { data: c, row_stride: out, col_stride: 1 };
+        matmul(rows, out, inp, a, b, c, true, 1.0, par)
+    }
 }
 
 /// The two dimensions of a 2-D tensor.
@@ -204,10 +216,14 @@ impl Backend for CpuBackend {
         Ok(t) // read as loaded: F32 straight from the file bytes
     }
 
-    /// Linear weights are stored transposed, [in, out], so that gemm streams them without the
-    /// per-call repacking a [out, in] layout costs it (~30% of a short forward).
+    /// Linear weights are packed once into [panels, in, width] column panels of their transpose
+    /// ([`packed`]): natively the plain [in, out] transpose, which gemm streams without the
+    /// per-call repacking an [out, in] layout costs it (~30% of a short forward).
     fn load_linear(&mut self, l: Linear) -> Result<Linear> {
-        Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias })
+        let (out, inp) = dims(&l.weight)?;
+        let width = panel_width(out);
+        let data = packed::pack(l.weight.data(), out, inp, width)?;
+        Ok(Linear { weight: Tensor::from_vec(vec![out.div_ceil(width), inp, width], data), bias: l.bias })
     }
 
     fn upload_batch(&mut self, batch: &Batch) -> Result<Batch> {
@@ -232,16 +248,14 @@ impl Backend for CpuBackend {
     }
 
     fn linear(&mut self, x: &Tensor, w: &Linear, act: Option<Activation>) -> Result<Tensor> {
-        let ((rows, inp), (w_in, out_dim)) = (dims(x)?, dims(&w.weight)?); // w is [in, out] here
+        let (rows, inp) = dims(x)?;
+        let (out_dim, w_in) = (w.bias.data().len(), w.weight.shape.get(1).copied().unwrap_or(0)); // w packed
         if inp != w_in {
             return Err(Error::Backend(format!("linear: input width {inp}, weight expects {w_in}")));
         }
-        // Start from the bias broadcast over rows, then accumulate x [rows, in] @ w [in, out].
+        // Start from the bias broadcast over rows, then accumulate x [rows, in] @ w.
         let mut out: Vec<f32> = w.bias.data().iter().copied().cycle().take(rows * out_dim).collect();
-        let a = MatRef { data: x.data(), row_stride: inp, col_stride: 1 };
-        let b = MatRef { data: w.weight.data(), row_stride: out_dim, col_stride: 1 };
-        let c = MatMut { data: &mut out, row_stride: out_dim, col_stride: 1 };
-        matmul(rows, out_dim, inp, a, b, c, true, 1.0, self.parallelism())?;
+        matmul_weight(x.data(), rows, inp, w.weight.data(), out_dim, &mut out, self.parallelism())?;
         match act {
             Some(Activation::Gelu) => out.iter_mut().for_each(|v| *v = gelu(*v)),
             Some(Activation::Relu) => out.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -332,18 +346,5 @@ mod tests {
             assert!((got - want).abs() < 5e-7, "erf({x}): actual {got}, expected {want}");
         }
         assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6, "gelu(1) = {}", gelu(1.0));
-    }
-
-    #[test]
-    fn transpose_moves_every_element() {
-        let (rows, cols) = (37, 70); // odd, and not multiples of the tile
-        let t = Tensor::from_vec(vec![rows, cols], (0..rows * cols).map(|i| i as f32).collect());
-        let tt = transpose(&t).unwrap();
-        assert_eq!(tt.shape, vec![cols, rows]);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(tt.data()[c * rows + r], t.data()[r * cols + c], "({r}, {c})");
-            }
-        }
     }
 }

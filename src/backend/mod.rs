@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod packed;
 
 use crate::config::{Activation, Config};
 use crate::error::Result;

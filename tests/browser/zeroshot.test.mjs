@@ -52,18 +52,18 @@ function makeBadFixtures() {
   copy('no-vocab', ['config.json', 'model.safetensors', 'tokenizer_config.json']);
 }
 
-/** Loads a model in the page and runs `cases` through it; returns the backend and results. */
-function runInPage(model, backend, cases) {
-  return page.evaluate(async ({ model, backend, cases }) => {
-    const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend });
+/** Loads a model in the page and runs `cases` through it; returns the backend, wasm build and results. */
+function runInPage(model, backend, wasm, cases) {
+  return page.evaluate(async ({ model, backend, wasm, cases }) => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend, wasm });
     const results = [];
     for (const c of cases) {
       results.push(await clf.classify(c.text, c.labels, { hypothesisTemplate: c.template, multiLabel: c.multi_label }));
     }
-    const used = clf.backend;
+    const used = { backend: clf.backend, wasm: clf.wasm };
     clf.dispose();
     return { used, results };
-  }, { model, backend, cases });
+  }, { model, backend, wasm, cases });
 }
 
 function assertMatches(name, c, got) {
@@ -77,13 +77,15 @@ function assertMatches(name, c, got) {
   });
 }
 
-for (const backend of ['cpu', 'webgpu']) {
-  describe(`backend ${backend}`, () => {
+// Every wasm build on the CPU (its own matmul kernel: fused multiply-add in 'relaxed'), and WebGPU.
+const RUNS = [['cpu', 'relaxed'], ['cpu', 'simd128'], ['webgpu', 'relaxed']];
+for (const [backend, wasm] of RUNS) {
+  describe(`backend ${backend}, wasm ${wasm}`, () => {
     for (const name of FIXTURES) {
       test(`${name}: transformers' labels and scores`, async () => {
         const reference = JSON.parse(readFileSync(`${ROOT}/tests/fixtures/${name}.reference.json`, 'utf8'));
-        const { used, results } = await runInPage(`/tests/fixtures/${name}/`, backend, reference.pipeline);
-        assert.equal(used, backend);
+        const { used, results } = await runInPage(`/tests/fixtures/${name}/`, backend, wasm, reference.pipeline);
+        assert.deepEqual(used, { backend, wasm });
         reference.pipeline.forEach((c, i) => assertMatches(`${name} case ${i}`, c, results[i]));
         const long = reference.pipeline.findIndex((c) => c.text.length > 2000);
         assert.equal(results[long].truncated, true, 'the long premise is reported truncated');
@@ -91,6 +93,23 @@ for (const backend of ['cpu', 'webgpu']) {
     }
   });
 }
+
+test("wasm 'auto' takes relaxed SIMD where the browser has it; a wrong build name is refused", async () => {
+  const out = await page.evaluate(async () => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/f16-relu/', backend: 'cpu' });
+    const wasm = clf.wasm;
+    clf.dispose();
+    let error = null;
+    try {
+      await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/f16-relu/', wasm: 'sse' });
+    } catch (e) {
+      error = e.message;
+    }
+    return { wasm, error };
+  });
+  assert.equal(out.wasm, 'relaxed', 'this Chromium has relaxed SIMD');
+  assert.match(out.error, /wasm must be 'auto', 'relaxed' or 'simd128'/);
+});
 
 test('classifyMany reports progress and stops on abort', async () => {
   const out = await page.evaluate(async () => {

@@ -1,0 +1,128 @@
+// Browser CPU benchmark, one run, same headless Chromium, plain page (no COOP/COEP):
+// zeroshot.js (each wasm build) next to transformers.js 4.x's zero-shot pipeline (wasm, fp32),
+// one text x 5 labels on the full-size random model, timed interleaved; then load to first
+// result and peak memory of the whole Chromium process tree over a blank page, per engine.
+//
+//   bash bench/compare.sh        (builds and exports what this needs, then runs it)
+//   node bench/compare_web.mjs [--rounds 5] [--runs 5]
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../tests/browser/server.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ARGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+const TEXT = 'I loved the onboarding, but the pricing page is confusing.';
+const LABELS = ['pricing', 'onboarding', 'support', 'bug report', 'praise'];
+const ZS_MODEL = '/tests/fixtures/full-size/';
+const TJS = ['/tests/fixtures/', 'full-size-onnx']; // transformers.js: localModelPath + model id
+const arg = (name, def) => Number(process.argv[process.argv.indexOf(name) + 1] || def);
+const ROUNDS = arg('--rounds', 5);
+const RUNS = arg('--runs', 5);
+
+const ENGINES = [
+  { name: 'zeroshot.js relaxed SIMD', make: ['zeroshot', ZS_MODEL, 'relaxed'] },
+  { name: 'zeroshot.js simd128', make: ['zeroshot', ZS_MODEL, 'simd128'] },
+  { name: 'transformers.js 4.3.2', make: ['transformers', ...TJS] },
+];
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function openPage(browser, url) {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.log('page error:', e.message));
+  await page.goto(`${url}/bench/web.html`);
+  await page.waitForFunction(() => window.benchReady === true);
+  return page;
+}
+
+/** Loads engine `i` into window.loaded[i]; returns ms to load and to the first result, and its info. */
+function load(page, i, make) {
+  return page.evaluate(async ({ i, make, text, labels }) => {
+    const [kind, ...args] = make;
+    const t0 = performance.now();
+    const engine = await window.engines[kind](...args);
+    const t1 = performance.now();
+    const first = await engine.run(text, labels);
+    window.loaded = window.loaded ?? {};
+    window.loaded[i] = engine;
+    return { load: t1 - t0, first: performance.now() - t1, info: engine.info, top: first.labels[0] };
+  }, { i, make, text: TEXT, labels: LABELS });
+}
+
+/** ms per call of engine `i`, `runs` calls. */
+function time(page, i, runs) {
+  return page.evaluate(async ({ i, runs, text, labels }) => {
+    const times = [];
+    for (let r = 0; r < runs; r++) {
+      const t = performance.now();
+      await window.loaded[i].run(text, labels);
+      times.push(performance.now() - t);
+    }
+    return times;
+  }, { i, runs, text: TEXT, labels: LABELS });
+}
+
+/** Proportional set size (KB) of every descendant of `rootPid` (the browsers this script launched). */
+function treePss(rootPid = process.pid) {
+  const parent = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      parent.set(Number(pid), Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]));
+    } catch { /* exited */ }
+  }
+  const under = (pid) => parent.get(pid) === rootPid || (parent.has(pid) && pid > 1 && under(parent.get(pid)));
+  let kb = 0;
+  for (const pid of parent.keys()) {
+    if (!under(pid)) continue;
+    try {
+      kb += Number(/Pss:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]);
+    } catch { /* exited */ }
+  }
+  return kb;
+}
+
+/** Fresh browser per engine: PSS of a blank page, then the peak while loading + 20 calls. */
+async function memory(url, engine, i) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
+  const page = await openPage(browser, url);
+  await new Promise((r) => setTimeout(r, 1000));
+  const blank = treePss();
+  let peak = blank;
+  const sampler = setInterval(() => (peak = Math.max(peak, treePss())), 50);
+  const loaded = await load(page, i, engine.make);
+  await time(page, i, 20);
+  clearInterval(sampler);
+  const after = treePss();
+  await browser.close();
+  return { ...loaded, peakMb: (peak - blank) / 1024, afterMb: (after - blank) / 1024 };
+}
+
+const server = await serve(ROOT);
+const weightsMb = readFileSync(`${ROOT}${ZS_MODEL}model.safetensors`).length / 1e6;
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
+const page = await openPage(browser, server.url);
+const info = [];
+for (const [i, e] of ENGINES.entries()) info.push(await load(page, i, e.make));
+const times = ENGINES.map(() => []);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const i of ENGINES.keys()) times[i].push(...(await time(page, i, RUNS)));
+}
+await browser.close();
+
+const base = median(times[ENGINES.length - 1]);
+console.log(`one text x ${LABELS.length} labels, full-size model (${weightsMb.toFixed(0)} MB fp32), headless Chromium, plain page`);
+console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls; ratio = engine / transformers.js (lower is faster)\n`);
+console.log(`${'engine'.padEnd(28)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);
+for (const [i, e] of ENGINES.entries()) {
+  const t = times[i];
+  const row = [median(t), Math.min(...t), Math.max(...t)].map((x) => x.toFixed(0));
+  console.log(`${e.name.padEnd(28)}${row[0].padStart(10)}${row[1].padStart(8)}${row[2].padStart(8)}${(median(t) / base).toFixed(2).padStart(7)}x   ${info[i].top}`);
+}
+console.log(`\nfresh browser per engine: load, first result, peak memory of the Chromium tree over a blank page`);
+for (const [i, e] of ENGINES.entries()) {
+  const m = await memory(server.url, e, i);
+  console.log(`${e.name.padEnd(28)} load ${m.load.toFixed(0)} ms + first result ${m.first.toFixed(0)} ms; peak +${m.peakMb.toFixed(0)} MB (${(m.peakMb / weightsMb).toFixed(2)}x the weights), +${m.afterMb.toFixed(0)} MB after 20 calls`);
+}
+await server.close();
