@@ -1,35 +1,48 @@
 #!/usr/bin/env bash
 # Builds the browser package: two wasm builds of the same crate, each with its wasm-bindgen glue,
-#   www/pkg/relaxed/  simd128 + relaxed SIMD (fused multiply-add): Chrome and Edge 114+
-#   www/pkg/simd128/  simd128 only: Safari and older browsers
+#   www/pkg/relaxed/  relaxed SIMD (fused multiply-add) + threads (rayon on Web Workers, one shared
+#                     memory): browsers with relaxed SIMD (Chrome and Edge 114+). Threads run where
+#                     the page is cross-origin isolated (www/sw.js makes it so on any static host);
+#                     elsewhere this build runs on one thread.
+#   www/pkg/simd128/  simd128, one thread: Safari, Firefox and older browsers.
 # The worker validates a tiny relaxed-SIMD module at load and imports the build the browser can
 # run. After this, www/ is a self-contained static site; any static host serves it (no special headers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen crate in Cargo.lock
 
+# The threads build needs std rebuilt with atomics (-Z build-std): one dated nightly, pinned here.
+NIGHTLY=nightly-2026-05-20
 rustup target add wasm32-unknown-unknown >/dev/null
+rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src --target wasm32-unknown-unknown >/dev/null
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
     echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 5 minutes, once)"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 rm -rf www/pkg
 
-# build NAME RUSTC_FEATURES WASM_OPT_FEATURES...: one release build into www/pkg/NAME/. Each build
-# has its own target dir, so rebuilding one leaves the other's cache intact.
+# build NAME TOOLCHAIN CARGO_ARGS RUSTFLAGS WASM_OPT_FLAGS: one release build into www/pkg/NAME/.
+# Each build has its own target dir, so rebuilding one leaves the other's cache intact.
 build() {
-    local name=$1 features=$2
-    shift 2
-    RUSTFLAGS="-C target-feature=$features" cargo build --release --lib --locked \
+    local name=$1 toolchain=$2 cargo_args=$3 rustflags=$4 opt_flags=$5
+    # shellcheck disable=SC2086 # the argument lists are meant to split
+    RUSTFLAGS="$rustflags" cargo "+$toolchain" build --release --lib --locked $cargo_args \
         --target wasm32-unknown-unknown --target-dir "target/wasm-$name"
     wasm-bindgen --target web --no-typescript --out-dir "www/pkg/$name" \
         "target/wasm-$name/wasm32-unknown-unknown/release/zeroshot.wasm"
     if [ -x node_modules/.bin/wasm-opt ]; then
+        # shellcheck disable=SC2086
         node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-            --enable-sign-ext --enable-mutable-globals "$@" \
+            --enable-sign-ext --enable-mutable-globals $opt_flags \
             "www/pkg/$name/zeroshot_bg.wasm" -o "www/pkg/$name/zeroshot_bg.wasm"
     fi
     ls -l "www/pkg/$name/zeroshot_bg.wasm" | awk -v n="$name" '{printf "www/pkg/%s/zeroshot_bg.wasm: %.1f MB\n", n, $5 / 1e6}'
 }
-build simd128 +simd128
-build relaxed +simd128,+relaxed-simd --enable-relaxed-simd
+build simd128 stable "" "-C target-feature=+simd128" ""
+# Threads: atomics, and a memory imported and shared with the pool's workers, with the thread-
+# local storage exports wasm-bindgen's thread transform needs; the memory cap is 4 GiB (the model
+# alone is 268 MB, plus its packed weights while loading).
+THREADS_LINK="--shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base"
+build relaxed "$NIGHTLY" "--features threads -Z build-std=panic_abort,std" \
+    "-C target-feature=+simd128,+relaxed-simd,+atomics,+bulk-memory,+mutable-globals $(printf -- ' -C link-arg=%s' $THREADS_LINK)" \
+    "--enable-relaxed-simd --enable-threads"

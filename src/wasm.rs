@@ -11,6 +11,12 @@ use wasm_bindgen::prelude::*;
 use crate::backend::gpu::{GpuBackend, GpuOptions};
 use crate::{Checkpoint, Classification, CpuBackend, ModelFiles, Options, ZeroShotClassifier};
 
+/// `initThreadPool(n)` (threads build): starts rayon's pool of `n` Web Workers sharing this
+/// instance's memory. JS calls it once, before `loadClassifier(.., threads = n)`, and only where
+/// the page is cross-origin isolated (the memory must be posted to the workers).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 /// A classifier on whichever backend was chosen.
 #[allow(clippy::large_enum_variant)]
 enum Inner {
@@ -30,7 +36,8 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 }
 
 /// Builds a classifier from the files of a model folder. `backend` is "webgpu" or "cpu" (the JS
-/// side resolves "auto", since only it can see whether the adapter is a fallback one). The
+/// side resolves "auto", since only it can see whether the adapter is a fallback one); `threads`
+/// is the CPU's thread count (the size of the pool `initThreadPool` started; 1 without it). The
 /// weights' bytes move into wasm memory once; the GPU path frees them after upload.
 #[wasm_bindgen(js_name = loadClassifier)]
 pub async fn load_classifier(
@@ -40,6 +47,7 @@ pub async fn load_classifier(
     vocab_txt: Option<Vec<u8>>,
     tokenizer_config_json: Option<Vec<u8>>,
     backend: String,
+    threads: usize,
 ) -> Result<Classifier, JsError> {
     let files = ModelFiles {
         config_json,
@@ -50,7 +58,7 @@ pub async fn load_classifier(
     };
     let checkpoint = Checkpoint::load(files).map_err(js_error)?;
     let inner = match backend.as_str() {
-        "cpu" => Inner::Cpu(ZeroShotClassifier::new(checkpoint, CpuBackend::new(1)).map_err(js_error)?),
+        "cpu" => Inner::Cpu(ZeroShotClassifier::new(checkpoint, CpuBackend::new(threads)).map_err(js_error)?),
         "webgpu" => {
             let options = GpuOptions { allow_software: true, ..Default::default() };
             let gpu = GpuBackend::new(options).await.map_err(js_error)?;

@@ -1,5 +1,5 @@
 // The page: UI only. Loading, caching and classifying are zeroshot.js's job.
-import { DEFAULT_MODEL, DEFAULT_TEMPLATE, ZeroShotClassifier, parseLabels } from './zeroshot.js';
+import { DEFAULT_MODEL, DEFAULT_TEMPLATE, ZeroShotClassifier, crossOriginIsolate, parseLabels } from './zeroshot.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -18,6 +18,10 @@ const DEFAULTS = {
 
 let clf = null;
 let loadedKey = null;
+// Settled before any model download: the service worker's first takeover reloads the page.
+const isolation = crossOriginIsolate(new URL('./sw.js', import.meta.url));
+// Marks the page as settled (no reload coming): 'many' threads where isolated, else 'one'.
+isolation.then((reloading) => reloading || (document.documentElement.dataset.threads = crossOriginIsolated ? 'many' : 'one'));
 let localFiles = null;
 let bulkRows = [];
 let bulkLabels = [];
@@ -61,6 +65,7 @@ function onProgress({ file, loaded, total, cached }) {
 async function classifier() {
   const key = localFiles ? localFiles : `${$('model').value.trim()}|${$('revision').value.trim()}|${$('backend').value}`;
   if (clf && key === loadedKey) return clf;
+  if (await isolation) return new Promise(() => {}); // the page is reloading: start no download
   clf?.dispose();
   clf = null;
   $('model-status').textContent = 'Loading the model…';
@@ -76,7 +81,8 @@ async function classifier() {
   }
   loadedKey = key;
   const what = localFiles ? `${localFiles.length} local files` : options.model;
-  $('model-status').textContent = `Ready: ${what}, running on ${clf.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}.`;
+  const cpu = `the CPU (${clf.wasm === 'relaxed' ? 'relaxed SIMD' : 'SIMD'}, ${clf.threads} thread${clf.threads === 1 ? '' : 's'})`;
+  $('model-status').textContent = `Ready: ${what}, running on ${clf.backend === 'webgpu' ? 'WebGPU' : cpu}.`;
   $('notes').replaceChildren(...clf.notes.map((n) => Object.assign(document.createElement('li'), { textContent: n })));
   return clf;
 }

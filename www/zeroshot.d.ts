@@ -34,6 +34,8 @@ export interface LoadOptions {
   backend?: Backend;
   /** Wasm build: 'auto' (default) takes relaxed SIMD (fused multiply-add) where the browser validates it, else simd128. */
   wasm?: 'auto' | 'relaxed' | 'simd128';
+  /** Most CPU threads (default 0: every core). Several need the relaxed build on a cross-origin isolated page; else one. */
+  threads?: number;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -63,6 +65,8 @@ export class ZeroShotClassifier {
   readonly backend: 'webgpu' | 'cpu';
   /** The wasm build in use. */
   readonly wasm: 'relaxed' | 'simd128';
+  /** CPU threads in use (0 on WebGPU). */
+  readonly threads: number;
   classify(text: string, labels: string[] | string, options?: ClassifyOptions): Promise<Classification>;
   classifyMany(
     texts: Iterable<string>,
@@ -71,3 +75,10 @@ export class ZeroShotClassifier {
   ): AsyncGenerator<Classification>;
   dispose(): void;
 }
+
+/**
+ * Makes the page cross-origin isolated (wasm threads: every core on the CPU) through a service
+ * worker that adds COOP/COEP to the site's own responses, reloading the page once. Call it before
+ * loading a model; true means the page is about to reload.
+ */
+export function crossOriginIsolate(serviceWorkerUrl?: string | URL): Promise<boolean>;

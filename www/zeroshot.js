@@ -38,6 +38,34 @@ async function readFiles(files) {
   return out;
 }
 
+const RELOADED = 'zeroshot-isolation-reload';
+
+/**
+ * Makes the page cross-origin isolated, so the CPU path can use every core, on hosts that cannot
+ * send COOP/COEP headers: registers the service worker at `serviceWorkerUrl` (www/sw.js, which
+ * adds them) and reloads the page once when it takes over. Call it first thing, before any model
+ * loads: it resolves to true when the page is about to reload (start nothing then), false when
+ * the page goes on, isolated or not (insecure origin, service workers blocked, a browser that
+ * ignores the headers: one thread, and no second reload in this tab's session).
+ */
+export async function crossOriginIsolate(serviceWorkerUrl = new URL('./sw.js', import.meta.url)) {
+  if (globalThis.crossOriginIsolated) {
+    sessionStorage.removeItem(RELOADED);
+    return false;
+  }
+  if (!globalThis.isSecureContext || !navigator.serviceWorker) return false;
+  try {
+    await navigator.serviceWorker.register(serviceWorkerUrl);
+    await navigator.serviceWorker.ready;
+  } catch {
+    return false; // blocked (a policy, private browsing): the page works on one thread
+  }
+  if (sessionStorage.getItem(RELOADED)) return false; // reloaded once already and still not isolated
+  sessionStorage.setItem(RELOADED, '1');
+  location.reload();
+  return true;
+}
+
 /** A loaded model. */
 export class ZeroShotClassifier {
   #options;
@@ -46,6 +74,7 @@ export class ZeroShotClassifier {
   #nextId = 1;
   #backend = null;
   #wasm = null;
+  #threads = 0;
   #starting = null;
   #disposed = false;
   #notes = [];
@@ -60,17 +89,22 @@ export class ZeroShotClassifier {
    * it starts with http://, https://, /, ./ or ../, the URL of a folder in the Hub's layout; `files`
    * (File objects: config.json, model.safetensors, tokenizer files) runs with no network at all.
    * `wasm` picks the wasm build: 'auto' (relaxed SIMD where the browser validates it, else
-   * simd128), or 'relaxed' / 'simd128' to force one (tests and benchmarks).
+   * simd128), or 'relaxed' / 'simd128' to force one (tests and benchmarks). `threads` caps the CPU
+   * threads (default 0: every core); more than one needs the relaxed build on a cross-origin
+   * isolated page (see the README), else it runs on one.
    */
-  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', onProgress } = {}) {
+  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', threads = 0, onProgress } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw new Error(`ZeroShotClassifier.load: backend must be 'auto', 'webgpu' or 'cpu', not ${JSON.stringify(backend)}`);
     }
     if (!['auto', 'relaxed', 'simd128'].includes(wasm)) {
       throw new Error(`ZeroShotClassifier.load: wasm must be 'auto', 'relaxed' or 'simd128', not ${JSON.stringify(wasm)}`);
     }
+    if (!Number.isInteger(threads) || threads < 0) {
+      throw new Error(`ZeroShotClassifier.load: threads must be a whole number >= 0, not ${JSON.stringify(threads)}`);
+    }
     const source = files ? { kind: 'files', files: Array.from(files) } : sourceOf(model, revision, hub);
-    const clf = new ZeroShotClassifier({ source, backend, wasm, onProgress });
+    const clf = new ZeroShotClassifier({ source, backend, wasm, threads, onProgress });
     await clf.#start();
     return clf;
   }
@@ -93,6 +127,11 @@ export class ZeroShotClassifier {
   /** 'relaxed' or 'simd128': the wasm build in use. */
   get wasm() {
     return this.#wasm;
+  }
+
+  /** CPU threads in use (0 on WebGPU). */
+  get threads() {
+    return this.#threads;
   }
 
   /** Classifies one text: {sequence, labels, scores, truncated}, labels sorted by score. */
@@ -135,14 +174,15 @@ export class ZeroShotClassifier {
       this.#worker = new Worker(new URL('./zeroshot.worker.js', import.meta.url), { type: 'module' });
       this.#worker.onmessage = ({ data }) => this.#receive(data);
       this.#worker.onerror = (e) => this.#crash(new Error(`the model's worker failed: ${e.message ?? 'unknown error'}`));
-      const { source, backend, wasm, onProgress } = this.#options;
+      const { source, backend, wasm, threads, onProgress } = this.#options;
       this.#starting = (async () => {
         // Picked files are read again on each start (after a crash too): File objects are only handles.
         const wire = source.kind === 'files' ? { kind: 'files', files: await readFiles(source.files) } : source;
         const transfer = wire.kind === 'files' ? Object.values(wire.files) : [];
-        const reply = await this.#call({ op: 'load', source: wire, backend, wasm }, onProgress, transfer);
+        const reply = await this.#call({ op: 'load', source: wire, backend, wasm, threads }, onProgress, transfer);
         this.#backend = reply.backend;
         this.#wasm = reply.wasm;
+        this.#threads = reply.threads;
         this.#notes = reply.notes ?? [];
       })();
       this.#starting.catch(() => this.dispose());

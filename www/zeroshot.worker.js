@@ -1,11 +1,12 @@
 // The model's worker: gets a model's files (from the Hub or a folder URL, through Cache Storage,
 // or picked by the user), builds the wasm classifier and runs calls one at a time.
-// Messages in: {id, op: 'load', source, backend, wasm} | {id, op: 'classify', text, labels, template,
+// Messages in: {id, op: 'load', source, backend, wasm, threads} | {id, op: 'classify', text, labels, template,
 // multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
 // {kind: 'files', files: {name: ArrayBuffer}}. Messages out: {id, progress} while loading, then
 // {id, ok, ...} or {id, error, crashed} (crashed: the wasm instance trapped; replace this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
 let wasmBuild = null;
+let threads = 1; // the CPU's threads: the relaxed build's pool where the page is cross-origin isolated
 let classifier = null;
 let loaded = null; // {model, backend} of the current classifier, to rebuild it on the CPU
 let queue = Promise.resolve();
@@ -151,26 +152,34 @@ function hasRelaxedSimd() {
   return WebAssembly.validate(new Uint8Array([...header, ...types, ...funcs, ...code]));
 }
 
-/** Imports a wasm build once: `wanted` is 'relaxed', 'simd128' or 'auto' (the fastest that runs here). */
-async function initWasm(wanted = 'auto') {
+/**
+ * Imports a wasm build once: `wanted` is 'relaxed', 'simd128' or 'auto' (the fastest that runs
+ * here). The relaxed build starts a pool of `maxThreads` workers (default: every core) when the
+ * page is cross-origin isolated, which wasm threads need to share memory; else it runs on one.
+ */
+async function initWasm(wanted = 'auto', maxThreads = 0) {
   const name = wanted === 'auto' ? (hasRelaxedSimd() ? 'relaxed' : 'simd128') : wanted;
   if (wasmBuild && wasmBuild !== name) throw new Error(`this worker already runs the ${wasmBuild} build`);
-  if (!wasmBuild) {
-    if (!['relaxed', 'simd128'].includes(name)) throw new Error(`unknown wasm build ${JSON.stringify(name)}`);
-    if (name === 'relaxed' && !hasRelaxedSimd()) throw new Error('this browser has no WebAssembly relaxed SIMD: use the simd128 build');
-    const pkg = await import(`./pkg/${name}/zeroshot.js`);
-    await pkg.default();
-    loadClassifier = pkg.loadClassifier;
-    wasmBuild = name;
+  if (wasmBuild) return;
+  if (!['relaxed', 'simd128'].includes(name)) throw new Error(`unknown wasm build ${JSON.stringify(name)}`);
+  if (name === 'relaxed' && !hasRelaxedSimd()) throw new Error('this browser has no WebAssembly relaxed SIMD: use the simd128 build');
+  const pkg = await import(`./pkg/${name}/zeroshot.js`);
+  await pkg.default();
+  const cores = maxThreads > 0 ? maxThreads : (self.navigator.hardwareConcurrency || 1);
+  if (name === 'relaxed' && self.crossOriginIsolated && cores > 1) {
+    await pkg.initThreadPool(cores);
+    threads = cores;
   }
+  loadClassifier = pkg.loadClassifier;
+  wasmBuild = name;
 }
 
 async function build(files, backend) {
-  return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend);
+  return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend, threads);
 }
 
-async function load({ source, backend, wasm }, progress) {
-  await initWasm(wasm);
+async function load({ source, backend, wasm, threads: maxThreads }, progress) {
+  await initWasm(wasm, maxThreads);
   const notes = [];
   if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
   const files = await fetchModel(source, progress, notes);
@@ -182,7 +191,7 @@ async function load({ source, backend, wasm }, progress) {
     classifier = await build(files, 'cpu'); // auto: any GPU failure falls back to the CPU
   }
   loaded = { source, backend };
-  return { backend: classifier.backend, wasm: wasmBuild, notes };
+  return { backend: classifier.backend, wasm: wasmBuild, threads: classifier.backend === 'cpu' ? threads : 0, notes };
 }
 
 async function classify({ text, labels, template, multiLabel }) {

@@ -49,8 +49,15 @@ async function open(model, { context } = {}) {
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   const query = new URLSearchParams({ model, hub: hub.url, backend: 'cpu' });
-  await page.goto(`${site.url}/www/index.html?${query}`);
+  await goto(page, `${site.url}/www/index.html?${query}`);
   return { ctx, page, requests, dialogs };
+}
+
+/** Opens the page and waits until it is settled: on a secure origin the service worker's first
+ * takeover reloads it once (cross-origin isolation, for threads). */
+async function goto(page, url) {
+  await page.goto(url);
+  await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 20000 });
 }
 
 /** Types the text and labels, presses Ctrl+Enter, and reads the bars. */
@@ -189,7 +196,8 @@ test('local files: picked model files run with no network at all', async () => {
   await page.setInputFiles('#files', ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => `${dir}/${f}`));
   await page.waitForFunction(() => /Ready: 4 local files/.test(document.getElementById('model-status').textContent));
   assertLikeCli(await classify(page), cli('tokenizer-json'));
-  assert.deepEqual(requests.slice(before).filter((u) => !u.startsWith(site.url + '/www/')), [], 'only the app itself (the new worker), no model file');
+  const app = (u) => u.startsWith(`${site.url}/www/`) || u.startsWith(`blob:${site.url}/`); // the worker, its thread pool
+  assert.deepEqual(requests.slice(before).filter((u) => !app(u)), [], 'only the app itself (the new worker), no model file');
   await ctx.close();
 });
 
@@ -198,7 +206,7 @@ test('a full storage quota is reported and the model runs from memory', async ()
   const page = await ctx.newPage();
   const cdp = await ctx.newCDPSession(page);
   await cdp.send('Storage.overrideQuotaForOrigin', { origin: site.url, quotaSize: 10000 });
-  await page.goto(`${site.url}/www/index.html?${new URLSearchParams({ model: 'acme/plain-model', hub: hub.url, backend: 'cpu' })}`);
+  await goto(page, `${site.url}/www/index.html?${new URLSearchParams({ model: 'acme/plain-model', hub: hub.url, backend: 'cpu' })}`);
   assertLikeCli(await classify(page), cli('typeform-layout'));
   assert.match(await page.textContent('#notes'), /could not cache model\.safetensors \(storage quota exceeded\); the model runs from memory/);
   await ctx.close();
@@ -212,11 +220,29 @@ test('an insecure origin says so and runs on the CPU without a cache', async () 
     args: [...ARGS, '--host-resolver-rules=MAP zeroshot.test 127.0.0.1'],
   });
   const page = await insecure.newPage();
-  await page.goto(`http://zeroshot.test:${port}/www/index.html?${new URLSearchParams({ model: 'acme/plain-model', hub: hub.url })}`);
+  await goto(page, `http://zeroshot.test:${port}/www/index.html?${new URLSearchParams({ model: 'acme/plain-model', hub: hub.url })}`);
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.threads), 'one', 'no isolation off a secure origin');
   assert.match(await page.textContent('#model-status'), /not on a secure origin/);
   assertLikeCli(await classify(page), cli('typeform-layout'));
   assert.match(await page.textContent('#run-info'), /^CPU/);
   assert.match(await page.textContent('#notes'), /no WebGPU and no model cache/);
   assert.equal(await page.evaluate(() => typeof caches), 'undefined');
   await insecure.close();
+});
+
+test('a static host without COOP/COEP: the service worker isolates the page before any download, and the CPU uses every core', async () => {
+  const { ctx, page, requests } = await open('/tests/fixtures/typeform-layout/');
+  const navigations = [];
+  page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()));
+  assert.equal(await page.evaluate(() => window.crossOriginIsolated), true);
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.threads), 'many');
+  const firstModelFile = requests.findIndex((u) => u.includes('/tests/fixtures/'));
+  assert.equal(firstModelFile, -1, 'no model file is fetched before the page is isolated');
+  const got = await classify(page);
+  assert.ok(got.labels, got.error);
+  const status = await page.textContent('#model-status');
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert.match(status, new RegExp(`relaxed SIMD, ${cores} thread`), status);
+  assert.deepEqual(navigations, [], 'no reload once isolated');
+  await ctx.close();
 });

@@ -13,8 +13,12 @@ const TYPES = {
   '.css': 'text/css',
 };
 
-/** Serves `root`; resolves to {url, close, requests} (requests: paths asked for, in order). */
-export function serve(root) {
+/**
+ * Serves `root`; resolves to {url, close, requests} (requests: paths asked for, in order).
+ * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads).
+ */
+export function serve(root, { isolate = false } = {}) {
+  const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   const requests = [];
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
@@ -23,7 +27,7 @@ export function serve(root) {
     try {
       if (!(await stat(file)).isFile()) throw new Error('not a file');
       const body = await readFile(file);
-      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length, ...isolation });
       res.end(body);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' });

@@ -16,12 +16,14 @@ const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let server;
+let isolatedServer;
 let browser;
 let page;
 
 before(async () => {
   makeBadFixtures();
   server = await serve(ROOT);
+  isolatedServer = await serve(ROOT, { isolate: true });
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
   page = await browser.newPage();
   page.on('pageerror', (e) => console.log('page error:', e.message));
@@ -32,6 +34,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  await isolatedServer?.close();
 });
 
 /** Copies of a fixture with one thing broken, under target/ (ignored by git). */
@@ -52,18 +55,26 @@ function makeBadFixtures() {
   copy('no-vocab', ['config.json', 'model.safetensors', 'tokenizer_config.json']);
 }
 
-/** Loads a model in the page and runs `cases` through it; returns the backend, wasm build and results. */
-function runInPage(model, backend, wasm, cases) {
-  return page.evaluate(async ({ model, backend, wasm, cases }) => {
-    const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend, wasm });
+/** Loads a model in `on` and runs `cases` through it; returns the backend, wasm build, threads and results. */
+function runInPage(model, backend, wasm, cases, on = page, threads = 0) {
+  return on.evaluate(async ({ model, backend, wasm, cases, threads }) => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend, wasm, threads });
     const results = [];
     for (const c of cases) {
       results.push(await clf.classify(c.text, c.labels, { hypothesisTemplate: c.template, multiLabel: c.multi_label }));
     }
-    const used = { backend: clf.backend, wasm: clf.wasm };
+    const used = { backend: clf.backend, wasm: clf.wasm, threads: clf.threads };
     clf.dispose();
     return { used, results };
-  }, { model, backend, wasm, cases });
+  }, { model, backend, wasm, cases, threads });
+}
+
+/** The harness on a server that sends COOP/COEP: cross-origin isolated, so the relaxed build runs threads. */
+async function isolatedPage() {
+  const p = await browser.newPage();
+  await p.goto(`${isolatedServer.url}/tests/browser/harness.html`);
+  await p.waitForFunction(() => window.harnessReady === true);
+  return p;
 }
 
 function assertMatches(name, c, got) {
@@ -77,15 +88,18 @@ function assertMatches(name, c, got) {
   });
 }
 
-// Every wasm build on the CPU (its own matmul kernel: fused multiply-add in 'relaxed'), and WebGPU.
-const RUNS = [['cpu', 'relaxed'], ['cpu', 'simd128'], ['webgpu', 'relaxed']];
-for (const [backend, wasm] of RUNS) {
-  describe(`backend ${backend}, wasm ${wasm}`, () => {
+// Every wasm build on the CPU (its own matmul kernel: fused multiply-add in 'relaxed'), one thread
+// on a plain page and every core (2 here) on an isolated one; and WebGPU.
+const RUNS = [['cpu', 'relaxed', 1], ['cpu', 'relaxed', 2], ['cpu', 'simd128', 1], ['webgpu', 'relaxed', 0]];
+for (const [backend, wasm, threads] of RUNS) {
+  describe(`backend ${backend}, wasm ${wasm}, ${threads} thread(s)`, () => {
     for (const name of FIXTURES) {
       test(`${name}: transformers' labels and scores`, async () => {
         const reference = JSON.parse(readFileSync(`${ROOT}/tests/fixtures/${name}.reference.json`, 'utf8'));
-        const { used, results } = await runInPage(`/tests/fixtures/${name}/`, backend, wasm, reference.pipeline);
-        assert.deepEqual(used, { backend, wasm });
+        const on = threads > 1 ? await isolatedPage() : page;
+        const { used, results } = await runInPage(`/tests/fixtures/${name}/`, backend, wasm, reference.pipeline, on, threads);
+        if (on !== page) await on.close();
+        assert.deepEqual(used, { backend, wasm, threads });
         reference.pipeline.forEach((c, i) => assertMatches(`${name} case ${i}`, c, results[i]));
         const long = reference.pipeline.findIndex((c) => c.text.length > 2000);
         assert.equal(results[long].truncated, true, 'the long premise is reported truncated');
