@@ -1,7 +1,9 @@
-// Browser CPU benchmark, one run, same headless Chromium, plain page (no COOP/COEP):
-// zeroshot.js (each wasm build) next to transformers.js 4.x's zero-shot pipeline (wasm, fp32),
-// one text x 5 labels on the full-size random model, timed interleaved; then load to first
-// result and peak memory of the whole Chromium process tree over a blank page, per engine.
+// Browser CPU benchmark, one run, same headless Chromium, plain page (the server sends no
+// COOP/COEP; zeroshot's service worker isolates the page, as on any static host):
+// zeroshot.js (each wasm build; 1 thread and every core) next to transformers.js 4.x's
+// zero-shot pipeline (wasm, fp32, one thread: what it gets on a plain page), one text x 5 labels
+// on the full-size random model, timed interleaved; then load to first result and peak memory
+// of the whole Chromium process tree over a blank page, per engine.
 //
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
 //   node bench/compare_web.mjs [--rounds 5] [--runs 5]
@@ -21,10 +23,12 @@ const arg = (name, def) => Number(process.argv[process.argv.indexOf(name) + 1] |
 const ROUNDS = arg('--rounds', 5);
 const RUNS = arg('--runs', 5);
 
+const CORES = (await import('node:os')).cpus().length;
 const ENGINES = [
-  { name: 'zeroshot.js relaxed SIMD', make: ['zeroshot', ZS_MODEL, 'relaxed'] },
-  { name: 'zeroshot.js simd128', make: ['zeroshot', ZS_MODEL, 'simd128'] },
-  { name: 'transformers.js 4.3.2', make: ['transformers', ...TJS] },
+  { name: `zeroshot.js relaxed, ${CORES} threads`, make: ['zeroshot', ZS_MODEL, 'relaxed', 0] },
+  { name: 'zeroshot.js relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
+  { name: 'zeroshot.js simd128, 1 thread', make: ['zeroshot', ZS_MODEL, 'simd128', 1] },
+  { name: 'transformers.js 4.3.2, 1 thread', make: ['transformers', ...TJS] },
 ];
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -32,8 +36,8 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function openPage(browser, url) {
   const page = await browser.newPage();
   page.on('pageerror', (e) => console.log('page error:', e.message));
-  await page.goto(`${url}/bench/web.html`);
-  await page.waitForFunction(() => window.benchReady === true);
+  await page.goto(`${url}/www/bench.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30000 });
   return page;
 }
 
@@ -99,7 +103,7 @@ async function memory(url, engine, i) {
   return { ...loaded, peakMb: (peak - blank) / 1024, afterMb: (after - blank) / 1024 };
 }
 
-const server = await serve(ROOT);
+const server = await serve(ROOT, { alias: { '/www/bench.html': 'bench/web.html' } });
 const weightsMb = readFileSync(`${ROOT}${ZS_MODEL}model.safetensors`).length / 1e6;
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
 const page = await openPage(browser, server.url);
@@ -112,17 +116,19 @@ for (let round = 0; round < ROUNDS; round++) {
 await browser.close();
 
 const base = median(times[ENGINES.length - 1]);
+const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1];
 console.log(`one text x ${LABELS.length} labels, full-size model (${weightsMb.toFixed(0)} MB fp32), headless Chromium, plain page`);
+console.log(`${cpu}, ${CORES} cores; ${info.map((x) => x.info).join('; ')}`);
 console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls; ratio = engine / transformers.js (lower is faster)\n`);
-console.log(`${'engine'.padEnd(28)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);
+console.log(`${'engine'.padEnd(34)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);
 for (const [i, e] of ENGINES.entries()) {
   const t = times[i];
   const row = [median(t), Math.min(...t), Math.max(...t)].map((x) => x.toFixed(0));
-  console.log(`${e.name.padEnd(28)}${row[0].padStart(10)}${row[1].padStart(8)}${row[2].padStart(8)}${(median(t) / base).toFixed(2).padStart(7)}x   ${info[i].top}`);
+  console.log(`${e.name.padEnd(34)}${row[0].padStart(10)}${row[1].padStart(8)}${row[2].padStart(8)}${(median(t) / base).toFixed(2).padStart(7)}x   ${info[i].top}`);
 }
 console.log(`\nfresh browser per engine: load, first result, peak memory of the Chromium tree over a blank page`);
 for (const [i, e] of ENGINES.entries()) {
   const m = await memory(server.url, e, i);
-  console.log(`${e.name.padEnd(28)} load ${m.load.toFixed(0)} ms + first result ${m.first.toFixed(0)} ms; peak +${m.peakMb.toFixed(0)} MB (${(m.peakMb / weightsMb).toFixed(2)}x the weights), +${m.afterMb.toFixed(0)} MB after 20 calls`);
+  console.log(`${e.name.padEnd(34)} load ${m.load.toFixed(0)} ms + first result ${m.first.toFixed(0)} ms; peak +${m.peakMb.toFixed(0)} MB (${(m.peakMb / weightsMb).toFixed(2)}x the weights), +${m.afterMb.toFixed(0)} MB after 20 calls`);
 }
 await server.close();

@@ -15,15 +15,16 @@ const TYPES = {
 
 /**
  * Serves `root`; resolves to {url, close, requests} (requests: paths asked for, in order).
- * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads).
+ * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads);
+ * `alias` maps URL paths to other files under `root` (the benchmark page served inside www/).
  */
-export function serve(root, { isolate = false } = {}) {
+export function serve(root, { isolate = false, alias = {} } = {}) {
   const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   const requests = [];
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
     requests.push(path);
-    const file = join(root, path);
+    const file = join(root, alias[path] ?? path);
     try {
       if (!(await stat(file)).isFile()) throw new Error('not a file');
       const body = await readFile(file);
