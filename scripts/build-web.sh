@@ -11,10 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen crate in Cargo.lock
 
-# The threads build needs std rebuilt with atomics (-Z build-std): one dated nightly, pinned here.
-NIGHTLY=nightly-2026-05-20
 rustup target add wasm32-unknown-unknown >/dev/null
-rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src --target wasm32-unknown-unknown >/dev/null
+source scripts/wasm-threads.sh # NIGHTLY, THREADS_RUSTFLAGS, THREADS_CARGO_ARGS
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
     echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 5 minutes, once)"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
@@ -39,10 +37,4 @@ build() {
     ls -l "www/pkg/$name/zeroshot_bg.wasm" | awk -v n="$name" '{printf "www/pkg/%s/zeroshot_bg.wasm: %.1f MB\n", n, $5 / 1e6}'
 }
 build simd128 stable "" "-C target-feature=+simd128" ""
-# Threads: atomics, and a memory imported and shared with the pool's workers, with the thread-
-# local storage exports wasm-bindgen's thread transform needs; the memory cap is 4 GiB (the model
-# alone is 268 MB, plus its packed weights while loading).
-THREADS_LINK="--shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base"
-build relaxed "$NIGHTLY" "--features threads -Z build-std=panic_abort,std" \
-    "-C target-feature=+simd128,+relaxed-simd,+atomics,+bulk-memory,+mutable-globals $(printf -- ' -C link-arg=%s' $THREADS_LINK)" \
-    "--enable-relaxed-simd --enable-threads"
+build relaxed "$NIGHTLY" "$THREADS_CARGO_ARGS" "$THREADS_RUSTFLAGS" "--enable-relaxed-simd --enable-threads"

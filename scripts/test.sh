@@ -28,8 +28,12 @@ cargo fmt --all -- --check
 step "cargo clippy (native, all targets)"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo clippy (wasm32 library)"
+step "cargo clippy (wasm32 library: the simd128 build, and the relaxed SIMD + threads build on the pinned nightly)"
 cargo clippy --lib --target wasm32-unknown-unknown --locked -- -D warnings
+source scripts/wasm-threads.sh
+# shellcheck disable=SC2086 # the argument list is meant to split
+RUSTFLAGS="$THREADS_RUSTFLAGS" cargo "+$NIGHTLY" clippy --lib --target wasm32-unknown-unknown --locked \
+    $THREADS_CARGO_ARGS --target-dir target/wasm-relaxed -- -D warnings
 
 step "cargo test"
 cargo test --locked

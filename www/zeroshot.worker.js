@@ -76,22 +76,23 @@ async function readBody(response, file, progress) {
   const total = Number(response.headers.get('Content-Length')) || 0;
   progress({ file, loaded: 0, total });
   const reader = response.body.getReader();
-  const chunks = [];
+  // One buffer of the announced size, filled in place: the file is held once while it arrives,
+  // not as chunks plus their concatenation. It grows (doubling) if the size was missing or wrong.
+  let bytes = new Uint8Array(total || 1 << 20);
   let loaded = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
+    if (loaded + value.length > bytes.length) {
+      const grown = new Uint8Array(Math.max(bytes.length * 2, loaded + value.length));
+      grown.set(bytes.subarray(0, loaded));
+      bytes = grown;
+    }
+    bytes.set(value, loaded);
     loaded += value.length;
     progress({ file, loaded, total });
   }
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
-  return bytes;
+  return loaded === bytes.length ? bytes : bytes.slice(0, loaded);
 }
 
 /** One file of the model: from picked files, the cache, or the network; null if optional and absent. */

@@ -3,7 +3,9 @@
 //! vectorised: AVX2/AVX-512 natively, simd128 on wasm); the rest is plain, numerically careful
 //! loops (two-pass LayerNorm, max-subtracted softmax, exact erf GELU).
 
-use super::{Backend, Batch, LAYER_NORM_EPS, Queries, packed};
+#[cfg(target_arch = "wasm32")]
+use super::dot;
+use super::{Backend, Batch, LAYER_NORM_EPS, Queries};
 use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
@@ -43,7 +45,7 @@ impl CpuBackend {
         self.threads
     }
 
-    /// `c [rows, out] += x [rows, in] @ w` (`w` packed, see [`CpuBackend::load_linear`]) on this
+    /// `c [rows, out] += x [rows, in] @ w` (`w` as [`CpuBackend::load_linear`] keeps it) on this
     /// backend's threads. Natively gemm parallelises itself inside our pool (measured faster than
     /// splitting rows: 70 vs 78 ms per text at 2 threads); on wasm the rows are split into one
     /// block per thread, each streaming all of `w` (no partial sums to merge).
@@ -236,16 +238,30 @@ pub fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// Columns per packed weight panel (see [`packed`]): natively every column in one panel, the
-/// [in, out] transpose `gemm` streams; on wasm the micro-kernel's width.
-fn panel_width(out: usize) -> usize {
-    if cfg!(target_arch = "wasm32") { packed::NR } else { out }
+/// [rows, cols] -> [cols, rows], in cache-sized tiles (native Linear weights, for gemm).
+#[cfg(not(target_arch = "wasm32"))]
+fn transpose(t: &Tensor) -> Result<Tensor> {
+    const TILE: usize = 32;
+    let (rows, cols) = dims(t)?;
+    let (src, mut dst) = (t.data(), vec![0.0; rows * cols]);
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for r in r0..(r0 + TILE).min(rows) {
+                let src_row = &src[r * cols + c0..r * cols + c1];
+                for (v, out) in src_row.iter().zip(dst[c0 * rows + r..].iter_mut().step_by(rows)) {
+                    *out = *v;
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(vec![cols, rows], dst))
 }
 
-/// `c [rows, out] += x [rows, in] @ w` on one thread, `w` packed as [`CpuBackend::load_linear`] leaves it.
+/// `c [rows, out] += x [rows, in] @ w^T` on one thread, `w` the checkpoint's [out, in] weight.
 #[cfg(target_arch = "wasm32")]
 fn matmul_rows(x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, c: &mut [f32]) -> Result<()> {
-    packed::matmul_packed(rows, out, inp, x, inp, w, c)
+    dot::matmul_nt(rows, out, inp, x, inp, w, c)
 }
 
 /// `c [rows, out] += x [rows, in] @ w` through gemm, `w` the [in, out] transpose.
@@ -285,14 +301,14 @@ impl Backend for CpuBackend {
         Ok(t) // read as loaded: F32 straight from the file bytes
     }
 
-    /// Linear weights are packed once into [panels, in, width] column panels of their transpose
-    /// ([`packed`]): natively the plain [in, out] transpose, which gemm streams without the
-    /// per-call repacking an [out, in] layout costs it (~30% of a short forward).
+    /// Natively Linear weights are stored transposed, [in, out], so that gemm streams them
+    /// without the per-call repacking an [out, in] layout costs it (~30% of a short forward). On
+    /// wasm they stay as loaded, [out, in] and borrowed from the file: [`dot`] reads them so.
     fn load_linear(&mut self, l: Linear) -> Result<Linear> {
-        let (out, inp) = dims(&l.weight)?;
-        let width = panel_width(out);
-        let data = packed::pack(l.weight.data(), out, inp, width)?;
-        Ok(Linear { weight: Tensor::from_vec(vec![out.div_ceil(width), inp, width], data), bias: l.bias })
+        #[cfg(not(target_arch = "wasm32"))]
+        return Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias });
+        #[cfg(target_arch = "wasm32")]
+        return Ok(l);
     }
 
     fn upload_batch(&mut self, batch: &Batch) -> Result<Batch> {
@@ -318,7 +334,8 @@ impl Backend for CpuBackend {
 
     fn linear(&mut self, x: &Tensor, w: &Linear, act: Option<Activation>) -> Result<Tensor> {
         let (rows, inp) = dims(x)?;
-        let (out_dim, w_in) = (w.bias.data().len(), w.weight.shape.get(1).copied().unwrap_or(0)); // w packed
+        let (out_dim, w_in) =
+            (w.bias.data().len(), if cfg!(target_arch = "wasm32") { dims(&w.weight)?.1 } else { dims(&w.weight)?.0 });
         if inp != w_in {
             return Err(Error::Backend(format!("linear: input width {inp}, weight expects {w_in}")));
         }
@@ -415,5 +432,18 @@ mod tests {
             assert!((got - want).abs() < 5e-7, "erf({x}): actual {got}, expected {want}");
         }
         assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6, "gelu(1) = {}", gelu(1.0));
+    }
+
+    #[test]
+    fn transpose_moves_every_element() {
+        let (rows, cols) = (37, 70); // odd, and not multiples of the tile
+        let t = Tensor::from_vec(vec![rows, cols], (0..rows * cols).map(|i| i as f32).collect());
+        let tt = transpose(&t).unwrap();
+        assert_eq!(tt.shape, vec![cols, rows]);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(tt.data()[c * rows + r], t.data()[r * cols + c], "({r}, {c})");
+            }
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! CPU and on the GPU. All dispatch happens in [`crate::model`].
 
 pub mod cpu;
+pub mod dot;
 pub mod gpu;
-pub mod packed;
 
 use crate::config::{Activation, Config};
 use crate::error::Result;
