@@ -74,9 +74,11 @@ def run_cli(binary, model_dir, threads, n_texts):
 
 
 def cli_per_text(binary, model_dir, threads, runs):
+    # Many texts per process, so that process start-up noise is small next to them.
+    n = 4 * runs
     one = statistics.median(run_cli(binary, model_dir, threads, 1)[0] for _ in range(3))
-    many = run_cli(binary, model_dir, threads, runs + 1)[0]
-    return (many - one) / runs, one
+    many = run_cli(binary, model_dir, threads, n + 1)[0]
+    return (many - one) / n, one
 
 
 def cpu_model():

@@ -46,9 +46,9 @@ impl CpuBackend {
     }
 
     /// `c [rows, out] += x [rows, in] @ w` (`w` as [`CpuBackend::load_linear`] keeps it) on this
-    /// backend's threads. Natively gemm parallelises itself inside our pool (measured faster than
-    /// splitting rows: 70 vs 78 ms per text at 2 threads); on wasm the rows are split into one
-    /// block per thread, each streaming all of `w` (no partial sums to merge).
+    /// backend's threads. Natively gemm parallelises itself inside our pool (at 2 threads, splitting
+    /// rows measured 78 vs 70 ms per text, splitting columns 63 vs 58); on wasm the rows are split,
+    /// each thread streaming all of `w` (no partial sums to merge).
     fn matmul_weight(&self, x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, c: &mut [f32]) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -62,8 +62,33 @@ impl CpuBackend {
             if per_thread >= rows || out == 0 || inp == 0 {
                 return matmul_rows(x, rows, inp, w, out, c);
             }
-            split_rows(x, inp, c, out, per_thread, |x, c| matmul_rows(x, c.len() / out, inp, w, out, c))
+            self.for_chunks(c, per_thread * out, |i, c| {
+                matmul_rows(&x[i * per_thread * inp..], c.len() / out, inp, w, out, c)
+            })
         }
+    }
+
+    /// `f(i, chunk)` for the `len`-long chunks of `data` (the last may be shorter), spread over
+    /// this backend's threads where the build has them (natively; the wasm threads build).
+    fn for_chunks<F>(&self, data: &mut [f32], len: usize, f: F) -> Result<()>
+    where
+        F: Fn(usize, &mut [f32]) -> Result<()> + Sync + Send,
+    {
+        let len = len.max(1);
+        #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+        if self.threads > 1 && data.len() > len {
+            use rayon::prelude::*;
+            #[cfg(not(target_arch = "wasm32"))]
+            return self.in_pool(|| data.par_chunks_mut(len).enumerate().try_for_each(|(i, c)| f(i, c)));
+            #[cfg(target_arch = "wasm32")]
+            return data.par_chunks_mut(len).enumerate().try_for_each(|(i, c)| f(i, c));
+        }
+        data.chunks_mut(len).enumerate().try_for_each(|(i, c)| f(i, c))
+    }
+
+    /// Rows per chunk so that `rows` split into one chunk per thread.
+    fn rows_per_thread(&self, rows: usize) -> usize {
+        rows.div_ceil(self.threads).max(1)
     }
 
     /// Runs `f` inside this backend's pool, so rayon (gemm's) uses exactly its threads.
@@ -74,33 +99,6 @@ impl CpuBackend {
             None => f(),
         }
     }
-}
-
-/// `f(x rows, c rows)` on blocks of `per_block` rows, in parallel: x is [rows, inp], c [rows, out].
-#[cfg(all(target_arch = "wasm32", feature = "threads"))]
-fn split_rows(
-    x: &[f32],
-    inp: usize,
-    c: &mut [f32],
-    out: usize,
-    per_block: usize,
-    f: impl Fn(&[f32], &mut [f32]) -> Result<()> + Sync,
-) -> Result<()> {
-    use rayon::prelude::*;
-    c.par_chunks_mut(per_block * out).zip(x.par_chunks(per_block * inp)).try_for_each(|(c, x)| f(x, c))
-}
-
-/// Without threads (the simd128 wasm build) blocks run one after the other.
-#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-fn split_rows(
-    x: &[f32],
-    inp: usize,
-    c: &mut [f32],
-    out: usize,
-    per_block: usize,
-    f: impl Fn(&[f32], &mut [f32]) -> Result<()> + Sync,
-) -> Result<()> {
-    c.chunks_mut(per_block * out).zip(x.chunks(per_block * inp)).try_for_each(|(c, x)| f(x, c))
 }
 
 impl Default for CpuBackend {
@@ -342,8 +340,12 @@ impl Backend for CpuBackend {
         // Start from the bias broadcast over rows, then accumulate x [rows, in] @ w.
         let mut out: Vec<f32> = w.bias.data().iter().copied().cycle().take(rows * out_dim).collect();
         self.matmul_weight(x.data(), rows, inp, w.weight.data(), out_dim, &mut out)?;
+        let per_chunk = self.rows_per_thread(rows) * out_dim;
         match act {
-            Some(Activation::Gelu) => out.iter_mut().for_each(|v| *v = gelu(*v)),
+            Some(Activation::Gelu) => self.for_chunks(&mut out, per_chunk, |_, c| {
+                c.iter_mut().for_each(|v| *v = gelu(*v));
+                Ok(())
+            })?,
             Some(Activation::Relu) => out.iter_mut().for_each(|v| *v = v.max(0.0)),
             None => {}
         }
@@ -359,14 +361,16 @@ impl Backend for CpuBackend {
         let (seq, hd, nq) = (input.seq, dim / n_heads, queries.per_sequence(input.seq));
         let scale = 1.0 / (hd as f32).sqrt();
         let mut ctx = vec![0.0; input.batch * nq * dim];
-        let mut scores = vec![0.0; nq * seq]; // one (sequence, head) at a time: [nq, seq]
-        for b in 0..input.batch {
+        let qkv = qkv.data();
+        // One sequence per chunk of ctx ([nq, dim]), sequences spread over the threads.
+        self.for_chunks(&mut ctx, nq * dim, |b, ctx| {
             let bias = &input.key_bias[b * seq..(b + 1) * seq];
+            let mut scores = vec![0.0; nq * seq]; // one head at a time: [nq, seq]
             for h in 0..n_heads {
                 // This head's q, k, v: [seq, hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
                 let at = b * seq * width + h * hd;
-                let q_bh = MatRef { data: &qkv.data()[at..], row_stride: width, col_stride: 1 };
-                let k_t = MatRef { data: &qkv.data()[at + dim..], row_stride: 1, col_stride: width }; // [hd, seq]
+                let q_bh = MatRef { data: &qkv[at..], row_stride: width, col_stride: 1 };
+                let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, seq]
                 let s = MatMut { data: &mut scores, row_stride: seq, col_stride: 1 };
                 matmul(nq, seq, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
                 for row in scores.chunks_exact_mut(seq) {
@@ -374,11 +378,12 @@ impl Backend for CpuBackend {
                     softmax_row(row);
                 }
                 let p = MatRef { data: &scores, row_stride: seq, col_stride: 1 };
-                let v_bh = MatRef { data: &qkv.data()[at + 2 * dim..], row_stride: width, col_stride: 1 };
-                let c = MatMut { data: &mut ctx[b * nq * dim + h * hd..], row_stride: dim, col_stride: 1 };
+                let v_bh = MatRef { data: &qkv[at + 2 * dim..], row_stride: width, col_stride: 1 };
+                let c = MatMut { data: &mut ctx[h * hd..], row_stride: dim, col_stride: 1 };
                 matmul(nq, hd, seq, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
             }
-        }
+            Ok(())
+        })?;
         Ok(Tensor::from_vec(vec![input.batch * nq, dim], ctx))
     }
 
