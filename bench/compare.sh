@@ -4,6 +4,7 @@
 #   browser: zeroshot.js (each wasm build) next to transformers.js in headless Chromium (bench/compare_web.mjs)
 # Makes what it needs first: a Python venv (torch, transformers, onnxruntime), the full-size random
 # model and its ONNX export, transformers.js 4.3.2 under target/bench-npm, the release builds.
+# Usage: bash bench/compare.sh        (about 10 minutes once everything is built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! [ -x .venv/bin/python ]; then
@@ -22,7 +23,7 @@ fi
 cargo build --release --locked
 bash scripts/build-web.sh >/dev/null
 echo "== native"
-.venv/bin/python bench/compare_cpu.py "$@"
+.venv/bin/python bench/compare_cpu.py
 echo
 echo "== browser"
 node bench/compare_web.mjs

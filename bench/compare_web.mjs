@@ -19,7 +19,7 @@ const TEXT = 'I loved the onboarding, but the pricing page is confusing.';
 const LABELS = ['pricing', 'onboarding', 'support', 'bug report', 'praise'];
 const ZS_MODEL = '/tests/fixtures/full-size/';
 const TJS = ['/tests/fixtures/', 'full-size-onnx']; // transformers.js: localModelPath + model id
-const arg = (name, def) => Number(process.argv[process.argv.indexOf(name) + 1] || def);
+const arg = (name, def) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : def);
 const ROUNDS = arg('--rounds', 5);
 const RUNS = arg('--runs', 5);
 
