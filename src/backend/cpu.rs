@@ -1,7 +1,10 @@
 //! The CPU backend: the browsers' fallback when there is no WebGPU, the native default, and the
-//! reference the GPU kernels are tested against. Matmuls go through the `gemm` crate (blocked and
-//! vectorised: AVX2/AVX-512 natively, simd128 on wasm); the rest is plain, numerically careful
-//! loops (two-pass LayerNorm, max-subtracted softmax, exact erf GELU).
+//! reference the GPU kernels are tested against. Natively the Linear matmuls go through the `gemm`
+//! crate (AVX2/AVX-512, weights transposed at load); on wasm through [`super::dot`], our kernel on
+//! the weights as loaded (fused multiply-add in the relaxed SIMD build). Attention's small
+//! per-head products use gemm everywhere; the rest is plain, numerically careful loops (two-pass
+//! LayerNorm, max-subtracted softmax, exact erf GELU). Matmul rows, attention by sequence and
+//! GELU are spread over the threads where the build has them.
 
 #[cfg(target_arch = "wasm32")]
 use super::dot;
