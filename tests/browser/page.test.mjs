@@ -41,14 +41,14 @@ function cli(fixture, extra = []) {
 }
 
 /** A fresh browser profile on the page for `model`, with every request recorded. */
-async function open(model, { context } = {}) {
+async function open(model, { context, hubUrl = hub.url } = {}) {
   const ctx = context ?? (await browser.newContext({ acceptDownloads: true }));
   const page = await ctx.newPage();
   const requests = [];
   ctx.on('request', (r) => requests.push(r.url()));
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  const query = new URLSearchParams({ model, hub: hub.url, backend: 'cpu' });
+  const query = new URLSearchParams({ model, hub: hubUrl, backend: 'cpu' });
   await goto(page, `${site.url}/www/index.html?${query}`);
   return { ctx, page, requests, dialogs };
 }
@@ -126,7 +126,7 @@ test('reload: the model comes from the cache; a corrupted entry is fetched again
   assert.equal(modelRequests(first.requests).length, before, 'no model request on reload');
   // Truncate the cached weights behind the page's back: the size check must catch it.
   await first.page.evaluate(async () => {
-    const cache = await caches.open('zeroshot-models-v1');
+    const cache = await caches.open('zeroshot-models-v2');
     const key = (await cache.keys()).find((r) => r.url.endsWith('/model.safetensors'));
     const old = await cache.match(key);
     const half = (await old.arrayBuffer()).slice(0, 1000);
@@ -137,6 +137,18 @@ test('reload: the model comes from the cache; a corrupted entry is fetched again
   const again = modelRequests(first.requests).slice(before);
   assert.deepEqual(again.map((u) => new URL(u).pathname), ['/acme/plain-model/resolve/main/model.safetensors']);
   await first.ctx.close();
+});
+
+test('the cache is keyed by host: the same id from another hub is fetched from that hub', async () => {
+  const other = await serveHub(ROOT);
+  const first = await open('acme/plain-model');
+  assertLikeCli(await classify(first.page), cli('typeform-layout'));
+  const second = await open('acme/plain-model', { context: first.ctx, hubUrl: other.url });
+  assertLikeCli(await classify(second.page), cli('typeform-layout'));
+  const fromOther = second.requests.filter((u) => u.startsWith(other.url) && u.endsWith('/model.safetensors'));
+  assert.ok(fromOther.length > 0, `the weights come from the second host, not the first host's cache entry: ${second.requests.join(' ')}`);
+  await first.ctx.close();
+  await other.close();
 });
 
 test('privacy: only the page origin and the model host during load, nothing while classifying', async () => {
