@@ -28,6 +28,11 @@ impl<B: Backend> DistilBert<B> {
         self.backend.name()
     }
 
+    /// The backend running the model.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     /// Most token rows one forward may take (the pipeline splits larger batches).
     pub fn max_rows(&self) -> usize {
         self.backend.max_rows(&self.config)

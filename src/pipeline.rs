@@ -94,6 +94,11 @@ impl<B: Backend> ZeroShotClassifier<B> {
         self.model.backend_name()
     }
 
+    /// The backend, for its own reports (the GPU pool's usage, say).
+    pub fn backend(&self) -> &B {
+        self.model.backend()
+    }
+
     /// One tiny forward, so a GPU has compiled and allocated before the first real call.
     pub async fn warm_up(&mut self) -> Result<()> {
         self.model.warm_up().await

@@ -63,3 +63,23 @@ fn an_activation_over_the_limit_is_an_error_not_a_crash() {
     let ok = pollster::block_on(c.classify("short", &labels, &Default::default())).unwrap();
     assert_eq!(ok.labels.len(), 2);
 }
+
+#[test]
+fn the_activation_pool_stays_bounded_over_texts_of_every_length() {
+    let Some(gpu) = gpu_backend(GpuOptions::default()) else {
+        return;
+    };
+    let mut c = ZeroShotClassifier::new(Checkpoint::load(files("typeform-layout")).unwrap(), gpu).unwrap();
+    let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let mut classes_seen = Vec::new();
+    for words in (1..400).step_by(7) {
+        let text = "word ".repeat(words);
+        pollster::block_on(c.classify(&text, &labels, &Default::default())).unwrap();
+        classes_seen.push(c.backend().pool_usage());
+    }
+    let (classes, bytes) = *classes_seen.last().unwrap();
+    // 57 distinct lengths, padded 5 to 404 tokens: power-of-two size classes keep the free list to
+    // a few dozen sizes whatever the lengths, and its bytes under the cap.
+    assert!(classes <= 24, "{classes} size classes after 57 lengths: {classes_seen:?}");
+    assert!(bytes <= 256 << 20, "{bytes} free bytes");
+}

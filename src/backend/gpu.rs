@@ -55,15 +55,46 @@ struct PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
-            pool.borrow_mut().free.entry(self.buffer.size()).or_default().push(self.buffer.clone());
+            pool.borrow_mut().give_back(self.buffer.clone());
         }
     }
 }
 
-/// Free activation buffers by size in bytes.
+/// Bytes of free buffers the pool keeps at most; beyond it a returned buffer is destroyed.
+const POOL_FREE_BYTES: u64 = 256 << 20;
+
+/// Free activation buffers by size class in bytes. Sizes are rounded up to powers of two (see
+/// [`size_class`]), so texts of every length share a few dozen classes at most, and the free
+/// bytes are capped: a stream of texts of varying length cannot grow GPU memory without end.
 #[derive(Default)]
 struct Pool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free_bytes: u64,
+}
+
+impl Pool {
+    fn take(&mut self, size: u64) -> Option<wgpu::Buffer> {
+        let buffer = self.free.get_mut(&size).and_then(Vec::pop)?;
+        self.free_bytes -= size;
+        Some(buffer)
+    }
+
+    fn give_back(&mut self, buffer: wgpu::Buffer) {
+        if self.free_bytes + buffer.size() > POOL_FREE_BYTES {
+            // Over the cap: dropped, not destroyed, since a recorded dispatch may still use it;
+            // wgpu frees it once no command needs it.
+            return;
+        }
+        self.free_bytes += buffer.size();
+        self.free.entry(buffer.size()).or_default().push(buffer);
+    }
+}
+
+/// The pool's size class for `bytes`: the next power of two (at least 256), or `bytes` itself
+/// where that would exceed `limit` (the device's binding size).
+fn size_class(bytes: u64, limit: u64) -> u64 {
+    let class = bytes.max(256).next_power_of_two();
+    if class > limit { bytes } else { class }
 }
 
 /// A batch's ids and attention-mask bias on the GPU.
@@ -190,6 +221,12 @@ impl GpuBackend {
         format!("{} ({:?})", self.info.name, self.info.backend)
     }
 
+    /// Free activation buffers the pool holds: (size classes, bytes).
+    pub fn pool_usage(&self) -> (usize, u64) {
+        let pool = self.pool.borrow();
+        (pool.free.values().filter(|v| !v.is_empty()).count(), pool.free_bytes)
+    }
+
     /// Whether the adapter is a software rasteriser rather than a GPU.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
@@ -217,11 +254,12 @@ impl GpuBackend {
                 self.max_activation
             )));
         }
-        let reused = self.pool.borrow_mut().free.get_mut(&bytes).and_then(Vec::pop);
+        let size = size_class(bytes, self.max_activation);
+        let reused = self.pool.borrow_mut().take(size);
         let buffer = reused.unwrap_or_else(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("activation"),
-                size: bytes,
+                size,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
