@@ -12,12 +12,12 @@ let loaded = null; // {model, backend} of the current classifier, to rebuild it 
 let queue = Promise.resolve();
 
 const CACHE_NAME = 'zeroshot-models-v2'; // v2: keys name the Hub's host
-if (self.isSecureContext && 'caches' in self) caches.delete('zeroshot-models-v1'); // v1 keys did not
 const TYPEFORM = 'typeform/distilbert-base-uncased-mnli';
 const TYPEFORM_SAFETENSORS_REVISION = 'refs/pr/3';
 
 /** Cache Storage exists only on secure origins (https, localhost). */
 const cacheAvailable = () => self.isSecureContext && 'caches' in self;
+if (cacheAvailable()) caches.delete('zeroshot-models-v1'); // v1 keys did not name the host
 
 /** The cache key of one file: the Hub's host, the model id and revision, the file name. The host
  * is part of it, so a model fetched from one host is never served for the same id on another. */

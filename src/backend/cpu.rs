@@ -43,11 +43,6 @@ impl CpuBackend {
         };
     }
 
-    /// Threads in use.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// `c [rows, out] += x [rows, in] @ w` (`w` as [`CpuBackend::load_linear`] keeps it) on this
     /// backend's threads. Natively gemm parallelises itself inside our pool (at 2 threads, splitting
     /// rows measured 78 vs 70 ms per text, splitting columns 63 vs 58); on wasm the rows are split,
@@ -60,7 +55,7 @@ impl CpuBackend {
         }
         #[cfg(target_arch = "wasm32")]
         {
-            // Blocks of whole micro-kernel rows (4), and no thread gets fewer than 8 rows.
+            // Blocks of whole dot-kernel rows (4), and no thread gets fewer than 8 rows.
             let per_thread = rows.div_ceil(self.threads).next_multiple_of(4).max(8);
             if per_thread >= rows || out == 0 || inp == 0 {
                 return matmul_rows(x, rows, inp, w, out, c);
@@ -282,6 +277,13 @@ fn matmul_rows(
     matmul(rows, out, inp, a, b, c, true, 1.0, par)
 }
 
+/// Inputs of a Linear weight as [`CpuBackend::load_linear`] keeps it: natively [in, out], on
+/// wasm [out, in].
+fn linear_inputs(w: &Tensor) -> Result<usize> {
+    let (rows, cols) = dims(w)?;
+    Ok(if cfg!(target_arch = "wasm32") { cols } else { rows })
+}
+
 /// The two dimensions of a 2-D tensor.
 fn dims(t: &Tensor) -> Result<(usize, usize)> {
     match t.shape[..] {
@@ -335,8 +337,7 @@ impl Backend for CpuBackend {
 
     fn linear(&mut self, x: &Tensor, w: &Linear, act: Option<Activation>) -> Result<Tensor> {
         let (rows, inp) = dims(x)?;
-        let (out_dim, w_in) =
-            (w.bias.data().len(), if cfg!(target_arch = "wasm32") { dims(&w.weight)?.1 } else { dims(&w.weight)?.0 });
+        let (out_dim, w_in) = (w.bias.data().len(), linear_inputs(&w.weight)?);
         if inp != w_in {
             return Err(Error::Backend(format!("linear: input width {inp}, weight expects {w_in}")));
         }

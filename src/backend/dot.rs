@@ -19,10 +19,9 @@
 use crate::error::{Error, Result};
 
 /// `c[m x n] += a[m x k] @ w^T` with `w` a checkpoint Linear weight as stored ([n, k],
-/// row-major): no packed copy at all. Each output is a dot product of two contiguous rows, kept
-/// in a 4-lane accumulator and summed across lanes once at the end; a block of [`DR`] rows of `a`
-/// by [`DC`] rows of `w` shares every load (DR + DC loads per DR * DC multiply-adds, as for the
-/// panel kernel). The `w` rows of a block stay in L1 while all rows of `a` pass them.
+/// row-major), in [`DR`] x [`DC`] blocks (see the module doc). Each output's 4-lane accumulator
+/// is summed across lanes once at the end; the `w` rows of a block stay in L1 while all rows of
+/// `a` pass them.
 pub fn matmul_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: &[f32], c: &mut [f32]) -> Result<()> {
     let fits = |len: usize, rows: usize, ld: usize| rows == 0 || k == 0 || (ld >= k && (rows - 1) * ld + k <= len);
     if !fits(a.len(), m, lda) || !fits(w.len(), n, k) || c.len() < m * n {

@@ -60,7 +60,7 @@ impl Drop for PooledBuffer {
     }
 }
 
-/// Bytes of free buffers the pool keeps at most; beyond it a returned buffer is destroyed.
+/// Bytes of free buffers the pool keeps at most; beyond it a returned buffer is dropped.
 const POOL_FREE_BYTES: u64 = 256 << 20;
 
 /// Free activation buffers by size class in bytes. Sizes are rounded up to powers of two (see
