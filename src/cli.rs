@@ -9,7 +9,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use zeroshot::backend::gpu::{GpuBackend, GpuOptions};
 use zeroshot::backend::{Backend, Batch};
 use zeroshot::model::DistilBert;
-use zeroshot::pipeline::{DEFAULT_TEMPLATE, hypothesis, parse_labels};
+use zeroshot::pipeline::{DEFAULT_TEMPLATE, hypotheses, parse_labels};
 use zeroshot::{Checkpoint, Classification, CpuBackend, Options, ZeroShotClassifier, synthetic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,8 +55,8 @@ struct ClassifyArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     backend: BackendChoice,
-    /// CPU threads for matrix products (default: all cores).
-    #[arg(long)]
+    /// CPU threads for matrix products (default: all cores; more than the cores are clamped).
+    #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
     /// Texts to classify; without any, texts are read from standard input, one per line.
     texts: Vec<String>,
@@ -73,8 +73,8 @@ struct BenchArgs {
     /// Timed forwards per shape (after one warm-up).
     #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
+    /// CPU threads (default: all cores; more than the cores are clamped).
+    #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
 }
 
@@ -110,8 +110,23 @@ impl Classifier {
     }
 }
 
+/// `--threads`: a whole number from 1.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    s.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| format!("{s:?} is not a thread count (1 or more)"))
+}
+
+/// The CPU backend with `--threads` (default: every core). More threads than cores only adds
+/// contention, and a huge count would spawn threads until the OS refuses: it is clamped.
 fn cpu_backend(threads: Option<usize>) -> CpuBackend {
-    threads.map_or_else(CpuBackend::default, CpuBackend::new)
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    match threads {
+        Some(n) if n > cores => {
+            eprintln!("zeroshot: --threads {n} is more than this machine's {cores} cores; using {cores}");
+            CpuBackend::new(cores)
+        }
+        Some(n) => CpuBackend::new(n),
+        None => CpuBackend::default(),
+    }
 }
 
 fn load_cpu(dir: &std::path::Path, threads: Option<usize>) -> Result<Classifier, String> {
@@ -157,13 +172,14 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
     if labels.is_empty() {
         return Err(zeroshot::Error::NoLabels.to_string());
     }
-    hypothesis(&args.template, &labels[0]).map_err(|e| e.to_string())?;
+    hypotheses(&args.template, &labels).map_err(|e| e.to_string())?;
     let options = Options { hypothesis_template: args.template.clone(), multi_label: args.multi_label };
     let mut classifier = load(args, dir)?;
     let mut out = io::stdout().lock();
     let mut all_ok = true;
-    let mut emit = |key: &str, n: usize, text: &str| -> Result<bool, String> {
-        let line = match classify_one(&mut classifier, args, dir, text, &labels, &options) {
+    let mut emit = |key: &str, n: usize, text: Result<&str, String>| -> Result<bool, String> {
+        let result = text.and_then(|text| classify_one(&mut classifier, args, dir, text, &labels, &options));
+        let line = match result {
             Ok(result) => serde_json::to_string(&result).map_err(|e| e.to_string())?,
             Err(e) => {
                 all_ok = false;
@@ -174,20 +190,37 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
         Ok(writeln!(out, "{line}").and_then(|()| out.flush()).is_ok())
     };
     if args.texts.is_empty() {
-        for (i, line) in io::stdin().lock().lines().enumerate() {
-            let line = line.map_err(|e| format!("reading standard input: {e}"))?;
-            if !emit("line", i + 1, &line)? {
-                break;
-            }
-        }
+        for_each_line(io::stdin().lock(), |n, line| emit("line", n, line))?;
     } else {
         for (i, text) in args.texts.iter().enumerate() {
-            if !emit("text", i + 1, text)? {
+            if !emit("text", i + 1, Ok(text))? {
                 break;
             }
         }
     }
     Ok(all_ok)
+}
+
+/// Calls `f` with each line of `input` (1-based number, text without its line ending) until it
+/// returns false. A line that is not UTF-8 is passed as that line's error, and the run goes on.
+fn for_each_line(
+    mut input: impl BufRead,
+    mut f: impl FnMut(usize, Result<&str, String>) -> Result<bool, String>,
+) -> Result<(), String> {
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf).map_err(|e| format!("reading standard input: {e}"))? == 0 {
+            break;
+        }
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = std::str::from_utf8(line).map_err(|e| format!("line {n} is not valid UTF-8 ({e}); skipped"));
+        if !f(n, text)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Classifies one text; under `auto`, a GPU failure moves the run to the CPU and retries.

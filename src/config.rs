@@ -34,6 +34,10 @@ pub struct Config {
     pub entailment_id: usize,
 }
 
+/// The most positions a model may claim. The attention's scores are [tokens, tokens] per head, so
+/// a text as long as a huge claimed table would allocate gigabytes; DistilBERTs have 512.
+pub const MAX_POSITIONS: usize = 4096;
+
 /// `config.json` exactly as written, before checks.
 #[derive(Deserialize)]
 struct RawConfig {
@@ -114,6 +118,14 @@ impl Config {
             serde_json::from_slice(bytes).map_err(|e| Error::Json { file: "config.json", message: e.to_string() })?;
         check_architecture(&raw)?;
         let labels = id2label(&raw.id2label)?;
+        if labels.len() < 2 {
+            // softmax over one logit is 1, so every score would be 0.5 or 1: no information.
+            return Err(Error::Field {
+                file: "config.json",
+                field: "id2label",
+                reason: format!("names {} label; an NLI head has at least entailment and contradiction", labels.len()),
+            });
+        }
         let label2id = match raw.label2id {
             Some(OrderedLabels(pairs)) => pairs,
             // transformers derives label2id from id2label when it is absent.
@@ -174,6 +186,16 @@ fn check_architecture(raw: &RawConfig) -> Result<()> {
         if value == 0 {
             return Err(Error::ZeroSize { field });
         }
+    }
+    if raw.max_position_embeddings > MAX_POSITIONS {
+        return Err(Error::Field {
+            file: "config.json",
+            field: "max_position_embeddings",
+            reason: format!(
+                "is {}; at most {MAX_POSITIONS} are supported (attention memory grows with its square)",
+                raw.max_position_embeddings
+            ),
+        });
     }
     if !raw.dim.is_multiple_of(raw.n_heads) {
         return Err(Error::HeadsDontDivide { dim: raw.dim, n_heads: raw.n_heads });

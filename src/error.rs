@@ -11,6 +11,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot read {path}: {reason}")]
+    BadFile { path: String, reason: String },
+
     #[error("{file} is not valid JSON for this purpose: {message}")]
     Json { file: &'static str, message: String },
 
@@ -52,6 +55,9 @@ pub enum Error {
     #[error("config.json: label2id maps {label:?} to {id}, outside the model's {num_labels} labels")]
     LabelIdOutOfRange { label: String, id: i64, num_labels: usize },
 
+    #[error("{file}: {field} {reason}")]
+    Field { file: &'static str, field: &'static str, reason: String },
+
     #[error("model.safetensors is not a valid safetensors file: {0}")]
     Safetensors(String),
 
@@ -81,6 +87,15 @@ pub enum Error {
 
     #[error("hypothesis template {template:?}: {reason}")]
     BadTemplate { template: String, reason: String },
+
+    #[error(
+        "the model's logits for label {label:?} are not finite ({logits:?}): its weights or activations \
+         overflow on this text, so no score can be given"
+    )]
+    NonFiniteLogits { label: String, logits: Vec<f32> },
+
+    #[error("model.safetensors: tensor {name} holds a non-finite value ({value}) at index {index}")]
+    NonFiniteWeight { name: String, index: usize, value: f32 },
 
     #[error("GPU: {0}")]
     Gpu(String),

@@ -39,6 +39,7 @@ impl Checkpoint {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
+    use std::io::Read;
     use std::path::Path;
     use std::sync::Arc;
 
@@ -75,8 +76,35 @@ mod native {
         }
     }
 
+    /// The most bytes each file may have: far above any DistilBERT's, far below what would
+    /// exhaust memory (a hostile folder can hold a 100 GB sparse file).
+    fn size_limit(path: &Path) -> u64 {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => 16 << 30,
+            _ => 256 << 20,
+        }
+    }
+
+    /// Reads a regular file of a sane size. `/dev/zero` or a FIFO would be read forever (or
+    /// block on open), so only regular files are opened; a file that grows past its limit while
+    /// being read is refused too.
     fn read(path: &Path) -> Result<Vec<u8>> {
-        std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+        let shown = || path.display().to_string();
+        let io = |source| Error::Io { path: shown(), source };
+        let (meta, limit) = (std::fs::metadata(path).map_err(io)?, size_limit(path));
+        let bad = |reason: String| Error::BadFile { path: shown(), reason };
+        if !meta.is_file() {
+            return Err(bad("not a regular file (a device, FIFO or folder cannot be a model file)".into()));
+        }
+        if meta.len() > limit {
+            return Err(bad(format!("{} bytes, over the {limit}-byte limit for this file", meta.len())));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes)).map_err(io)?;
+        if bytes.len() as u64 > limit {
+            return Err(bad(format!("grew past the {limit}-byte limit while being read")));
+        }
+        Ok(bytes)
     }
 
     fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {

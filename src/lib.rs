@@ -13,6 +13,7 @@ pub mod files;
 pub mod model;
 pub mod pipeline;
 pub mod synthetic;
+pub mod template;
 pub mod tokenizer;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

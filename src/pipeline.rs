@@ -9,6 +9,7 @@ use crate::backend::{Backend, Batch};
 use crate::error::{Error, Result};
 use crate::files::Checkpoint;
 use crate::model::DistilBert;
+pub use crate::template::{hypotheses, hypothesis};
 use crate::tokenizer::{NliTokenizer, PairEncoding};
 
 /// transformers' default hypothesis template.
@@ -17,7 +18,8 @@ pub const DEFAULT_TEMPLATE: &str = "This example is {}.";
 /// How to classify.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
-    /// Must contain `{}` (or `{0}`) where the label goes; `{{` and `}}` are literal braces.
+    /// Python `str.format` syntax with the label as its one argument: `{}` (or `{0}`) where the
+    /// label goes, `{{` and `}}` for literal braces (see [`crate::template`]).
     pub hypothesis_template: String,
     /// Score labels independently instead of making them compete.
     pub multi_label: bool,
@@ -46,37 +48,6 @@ pub fn parse_labels(labels: &str) -> Vec<String> {
     labels.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }
 
-/// `template.format(label)` for the subset of Python's format syntax a template needs:
-/// `{}` and `{0}` take the label, `{{` and `}}` are braces; anything else is an error.
-pub fn hypothesis(template: &str, label: &str) -> Result<String> {
-    let bad = |reason: &str| Error::BadTemplate { template: template.into(), reason: reason.into() };
-    let (mut out, mut placed, mut chars) = (String::new(), false, template.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('{', Some('{')) | ('}', Some('}')) => {
-                out.push(c);
-                chars.next();
-            }
-            ('{', _) => {
-                let field: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                if !field.is_empty() && field != "0" {
-                    return Err(bad(&format!(
-                        "{{{field}}} is not a label placeholder; write {{}} where the label goes"
-                    )));
-                }
-                out.push_str(label);
-                placed = true;
-            }
-            ('}', _) => return Err(bad("single '}' (write }} for a literal brace)")),
-            _ => out.push(c),
-        }
-    }
-    if !placed {
-        return Err(bad("it has no {} where the label should go"));
-    }
-    Ok(out)
-}
-
 /// A loaded model ready to classify.
 pub struct ZeroShotClassifier<B: Backend> {
     tokenizer: NliTokenizer,
@@ -86,6 +57,7 @@ pub struct ZeroShotClassifier<B: Backend> {
 impl<B: Backend> ZeroShotClassifier<B> {
     pub fn new(checkpoint: Checkpoint, backend: B) -> Result<Self> {
         let Checkpoint { config, weights, tokenizer } = checkpoint;
+        backend.supports(&config, tokenizer.max_len())?;
         Ok(ZeroShotClassifier { tokenizer, model: DistilBert::new(config, weights, backend)? })
     }
 
@@ -112,11 +84,16 @@ impl<B: Backend> ZeroShotClassifier<B> {
         if labels.is_empty() {
             return Err(Error::NoLabels);
         }
-        let encodings = labels
+        // The text is tokenized once; each label adds only its hypothesis.
+        let premise = self.tokenizer.premise(text)?;
+        let encodings = hypotheses(&options.hypothesis_template, labels)?
             .iter()
-            .map(|label| self.tokenizer.encode_pair(text, &hypothesis(&options.hypothesis_template, label)?))
+            .map(|h| self.tokenizer.pair(&premise, h))
             .collect::<Result<Vec<_>>>()?;
         let logits = self.logits(&encodings).await?;
+        if let Some(i) = logits.iter().position(|l| l.iter().any(|v| !v.is_finite())) {
+            return Err(Error::NonFiniteLogits { label: labels[i].clone(), logits: logits[i].clone() });
+        }
         let scores = self.scores(&logits, options.multi_label || labels.len() == 1);
         Ok(sorted(text, labels, scores, encodings.iter().any(|e| e.truncated)))
     }

@@ -1,5 +1,10 @@
 //! Premise/hypothesis pairs to token ids, as transformers' zero-shot pipeline makes them:
 //! `[CLS] premise [SEP] hypothesis [SEP]`, truncated `only_first` to the model's length limit.
+//!
+//! The premise is tokenized once per text and cut here, not by the tokenizer: `tokenizers`'
+//! truncation builds every overflow piece of a long text (stride 0), about 1 GB per label for a
+//! 200 KB text, only to tell us it was cut. The pair is then assembled from the two token lists
+//! and the `[CLS]`/`[SEP]` ids, which load checks against the tokenizer's own post-processor.
 
 use ahash::AHashMap;
 use serde::Deserialize;
@@ -7,13 +12,22 @@ use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{AddedToken, Model, ModelWrapper, Tokenizer};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// `[CLS]`, `[SEP]`, `[SEP]` around a pair.
 const PAIR_SPECIAL_TOKENS: usize = 3;
+
+/// WordPiece's greedy longest-match costs about n³/6 lookups for an n-character word, so the
+/// longest word it may try is bounded (100 is BERT's own value, which [`bert_from_vocab`] uses; a 200 KB text of 100-letter words takes about 2 s).
+pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
+
+/// A text tokenized once, without special tokens, to pair with every label's hypothesis.
+pub struct Premise {
+    ids: Vec<u32>,
+}
 
 /// One encoded premise/hypothesis pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +43,9 @@ pub struct NliTokenizer {
     inner: Tokenizer,
     max_len: usize,
     vocab_size: usize,
+    /// The ids the post-processor puts around a pair: `[CLS] A [SEP] B [SEP]`.
+    cls: u32,
+    sep: u32,
 }
 
 /// The parts of `tokenizer_config.json` that change tokenization, with transformers' defaults.
@@ -88,21 +105,13 @@ impl NliTokenizer {
                 return Err(Error::Tokenizer("neither tokenizer.json nor vocab.txt was given".into()));
             }
         };
-        // The limit is the smaller of the tokenizer's and the position table's; a tokenizer.json's
-        // own padding and truncation (often to 128) are replaced by ours.
-        let max_len = match tok_config.model_max_length {
-            Some(m) if m >= 1.0 && m < config.max_position_embeddings as f64 => m as usize,
-            _ => config.max_position_embeddings,
-        };
-        let truncation = TruncationParams {
-            direction: TruncationDirection::Right,
-            max_length: max_len,
-            strategy: TruncationStrategy::OnlyFirst,
-            stride: 0,
-        };
+        check_word_limit(&inner)?;
+        let max_len = max_len(tok_config.model_max_length, config)?;
+        // Our own truncation replaces the file's (often to 128), and nothing is padded.
         inner.with_padding(None);
-        inner.with_truncation(Some(truncation)).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(NliTokenizer { inner, max_len, vocab_size: config.vocab_size })
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let (cls, sep) = pair_specials(&inner)?;
+        Ok(NliTokenizer { inner, max_len, vocab_size: config.vocab_size, cls, sep })
     }
 
     /// The most ids one pair may have.
@@ -112,33 +121,111 @@ impl NliTokenizer {
 
     /// Encodes `[CLS] premise [SEP] hypothesis [SEP]`, cutting the premise if needed.
     pub fn encode_pair(&self, premise: &str, hypothesis: &str) -> Result<PairEncoding> {
-        let encoding = match self.inner.encode_fast((premise, hypothesis), true) {
-            Ok(encoding) => encoding,
-            Err(e) => return Err(self.explain_failure(hypothesis, e)),
-        };
-        let ids = encoding.get_ids().to_vec();
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
-            return Err(Error::TokenIdOutOfRange { id, vocab_size: self.vocab_size });
-        }
-        Ok(PairEncoding { truncated: !encoding.get_overflowing().is_empty(), ids })
+        self.pair(&self.premise(premise)?, hypothesis)
     }
 
-    /// `only_first` truncation fails when the hypothesis leaves no room for the premise.
-    fn explain_failure(&self, hypothesis: &str, err: tokenizers::Error) -> Error {
-        // Count the hypothesis untruncated; a clone is fine on this error path.
-        let mut untruncated = self.inner.clone();
-        if let Err(e) = untruncated.with_truncation(None) {
-            return Error::Tokenizer(e.to_string());
-        }
-        match untruncated.encode_fast(hypothesis, false) {
-            Ok(h) if h.len() + PAIR_SPECIAL_TOKENS >= self.max_len => Error::HypothesisTooLong {
+    /// Tokenizes a text once, for [`Self::pair`] with each hypothesis.
+    pub fn premise(&self, text: &str) -> Result<Premise> {
+        Ok(Premise { ids: self.ids(text)? })
+    }
+
+    /// `[CLS] premise [SEP] hypothesis [SEP]`, the premise cut to fit as `only_first` truncation
+    /// does: it keeps the premise's first `max_len - 3 - hypothesis` tokens, and fails when that
+    /// leaves none.
+    pub fn pair(&self, premise: &Premise, hypothesis: &str) -> Result<PairEncoding> {
+        let h = self.ids(hypothesis)?;
+        let total = premise.ids.len() + h.len() + PAIR_SPECIAL_TOKENS;
+        let room = self.max_len.saturating_sub(h.len() + PAIR_SPECIAL_TOKENS);
+        if total > self.max_len && room == 0 {
+            return Err(Error::HypothesisTooLong {
                 hypothesis: hypothesis.to_string(),
                 tokens: h.len() + PAIR_SPECIAL_TOKENS,
                 max_len: self.max_len,
-            },
-            _ => Error::Tokenizer(err.to_string()),
+            });
         }
+        let kept = &premise.ids[..premise.ids.len().min(room)];
+        let mut ids = Vec::with_capacity(kept.len() + h.len() + PAIR_SPECIAL_TOKENS);
+        ids.push(self.cls);
+        ids.extend_from_slice(kept);
+        ids.push(self.sep);
+        ids.extend_from_slice(&h);
+        ids.push(self.sep);
+        Ok(PairEncoding { truncated: kept.len() < premise.ids.len(), ids })
     }
+
+    /// One sequence's ids without special tokens, each checked against the model's vocabulary.
+    fn ids(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self.inner.encode_fast(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let ids = encoding.get_ids();
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+            return Err(Error::TokenIdOutOfRange { id, vocab_size: self.vocab_size });
+        }
+        Ok(ids.to_vec())
+    }
+}
+
+/// The pair length limit: the smaller of `model_max_length` and the position table. A limit that
+/// leaves no room for a token of text beside the three special tokens is refused.
+fn max_len(model_max_length: Option<f64>, config: &Config) -> Result<usize> {
+    let positions = config.max_position_embeddings;
+    match model_max_length {
+        None => Ok(positions),
+        Some(m) if m >= positions as f64 => Ok(positions),
+        Some(m) if m >= (PAIR_SPECIAL_TOKENS + 2) as f64 => Ok(m as usize),
+        Some(m) => Err(Error::Field {
+            file: "tokenizer_config.json",
+            field: "model_max_length",
+            reason: format!(
+                "is {m}; a pair needs {PAIR_SPECIAL_TOKENS} special tokens plus at least one token of text and one of hypothesis"
+            ),
+        }),
+    }
+}
+
+/// The ids around a pair, read from the tokenizer's own post-processor by encoding a probe pair:
+/// it must give `[X] a [Y] b [Y]`, as BERT's does. Anything else (no post-processor, a template
+/// with other tokens) would make our pairs differ from transformers', so it is refused.
+fn pair_specials(tokenizer: &Tokenizer) -> Result<(u32, u32)> {
+    let fail = |e: tokenizers::Error| Error::Tokenizer(format!("cannot encode a probe pair: {e}"));
+    let (a, b) = ("a", "b");
+    let bare = |t: &str| tokenizer.encode_fast(t, false).map(|e| e.get_ids().to_vec()).map_err(fail);
+    let (a_ids, b_ids) = (bare(a)?, bare(b)?);
+    let pair = tokenizer.encode_fast((a, b), true).map_err(fail)?.get_ids().to_vec();
+    let (cls, sep) = (pair.first().copied(), pair.get(1 + a_ids.len()).copied());
+    let rebuilt: Option<Vec<u32>> = cls.zip(sep).map(|(c, s)| [&[c][..], &a_ids, &[s], &b_ids, &[s]].concat());
+    match (cls, sep) {
+        (Some(c), Some(s)) if rebuilt.as_ref() == Some(&pair) && !a_ids.is_empty() => Ok((c, s)),
+        _ => Err(Error::Field {
+            file: "tokenizer.json",
+            field: "post_processor",
+            reason: format!(
+                "must put pairs as [CLS] A [SEP] B [SEP] (BertProcessing); the probe pair a/b gave ids {pair:?} from a={a_ids:?}, b={b_ids:?}"
+            ),
+        }),
+    }
+}
+
+/// A tokenizer.json's WordPiece must have its unk token and a bounded word length.
+fn check_word_limit(tokenizer: &Tokenizer) -> Result<()> {
+    let ModelWrapper::WordPiece(wp) = tokenizer.get_model() else { return Ok(()) };
+    if wp.token_to_id(&wp.unk_token).is_none() {
+        return Err(Error::Field {
+            file: "tokenizer.json",
+            field: "model.unk_token",
+            reason: format!("{:?} is not in the vocabulary", wp.unk_token),
+        });
+    }
+    if wp.max_input_chars_per_word > MAX_INPUT_CHARS_PER_WORD {
+        return Err(Error::Field {
+            file: "tokenizer.json",
+            field: "model.max_input_chars_per_word",
+            reason: format!(
+                "is {}; above {MAX_INPUT_CHARS_PER_WORD} one long word costs seconds (WordPiece is cubic in word length; BERT uses 100)",
+                wp.max_input_chars_per_word
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The BERT uncased pipeline that transformers builds from a `vocab.txt`: BertNormalizer,

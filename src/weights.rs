@@ -179,6 +179,7 @@ impl Weights {
     /// Reads and checks every tensor the model needs from a `model.safetensors` buffer.
     pub fn from_safetensors(bytes: WeightBytes, config: &Config) -> Result<Self> {
         let file = SafeTensors::deserialize(&bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
+        check_layer_count(&file, config.n_layers)?;
         let loader = Loader { file, bytes: &bytes };
         let (d, h) = (config.dim, config.hidden_dim);
         let embeddings = Embeddings {
@@ -196,6 +197,25 @@ impl Weights {
             pre_classifier: loader.head_linear("pre_classifier", d, d)?,
             classifier: loader.head_linear("classifier", config.num_labels(), d)?,
         })
+    }
+}
+
+/// A `transformer.layer.N` tensor beyond `n_layers` means config.json describes a truncated
+/// model, which would run without error and give other scores than the file's author saw.
+fn check_layer_count(file: &SafeTensors, n_layers: usize) -> Result<()> {
+    let layer_of = |name: &str| {
+        let rest = name.strip_prefix("distilbert.").unwrap_or(name).strip_prefix("transformer.layer.")?;
+        rest.split('.').next()?.parse::<usize>().ok()
+    };
+    match file.names().into_iter().find(|name| layer_of(name).is_some_and(|i| i >= n_layers)) {
+        Some(name) => Err(Error::Field {
+            file: "config.json",
+            field: "n_layers",
+            reason: format!(
+                "is {n_layers}, but model.safetensors has {name}: the model would run without its later layers"
+            ),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -268,8 +288,12 @@ impl Loader<'_> {
                 actual: view.shape().to_vec(),
             });
         }
-        let data = to_f32(name, view.dtype(), view.data(), self.bytes)?;
-        Ok(Tensor { shape: shape.to_vec(), data })
+        let tensor = Tensor { shape: shape.to_vec(), data: to_f32(name, view.dtype(), view.data(), self.bytes)? };
+        // A NaN or infinity in a weight reaches every score as NaN: refuse it here, by name.
+        if let Some((index, &value)) = tensor.data().iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFiniteWeight { name: name.to_string(), index, value });
+        }
+        Ok(tensor)
     }
 }
 

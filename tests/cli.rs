@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use common::{SCORE_TOL, fixture_dir, reference};
 use serde_json::Value;
 
-fn zeroshot(args: &[&str], stdin: Option<&str>) -> Output {
+fn zeroshot(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zeroshot"))
         .args(args)
         .stdin(Stdio::piped())
@@ -17,7 +17,7 @@ fn zeroshot(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("zeroshot runs");
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    input.write_all(stdin.unwrap_or(b"")).unwrap();
     drop(input);
     child.wait_with_output().unwrap()
 }
@@ -61,7 +61,7 @@ fn reads_stdin_line_by_line_and_reports_bad_lines() {
     let model = fixture_dir("f16-relu");
     let out = zeroshot(
         &["--model", model.to_str().unwrap(), "--labels", "good, bad", "--multi-label"],
-        Some("first text\n\nthird text\r\n"),
+        Some(b"first text\n\nthird text\r\n"),
     );
     assert_eq!(out.status.code(), Some(1), "a failed line makes the exit status 1");
     let l = lines(&out);
@@ -81,7 +81,7 @@ fn errors_go_to_stderr_with_a_nonzero_status() {
     for (args, expected) in [
         (vec!["--model", "/no/such/dir", "--labels", "a", "x"], "/no/such/dir has no model.safetensors"),
         (vec!["--model", model, "--labels", " , ", "x"], "no candidate labels"),
-        (vec!["--model", model, "--labels", "a", "--template", "no slot", "x"], "has no {}"),
+        (vec!["--model", model, "--labels", "a", "--template", "no slot", "x"], "changes nothing"),
     ] {
         let out = zeroshot(&args, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -115,5 +115,41 @@ fn the_backend_in_use_is_reported() {
         assert!(std::env::var("ZEROSHOT_REQUIRE_GPU").as_deref() != Ok("1"), "--backend gpu failed: {stderr}");
         assert_eq!(gpu.status.code(), Some(2));
         assert!(stderr.contains("no usable GPU adapter") || stderr.contains("GPU:"), "{stderr}");
+    }
+}
+
+/// A line that is not UTF-8 is that line's error; the lines after it are still classified.
+#[test]
+fn invalid_utf8_on_stdin_loses_only_that_line() {
+    let model = fixture_dir("f16-relu");
+    let out =
+        zeroshot(&["--model", model.to_str().unwrap(), "--labels", "good, bad"], Some(b"one\n\xff\xfe bad\nthree\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let l = lines(&out);
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert_eq!((&l[0]["sequence"], &l[2]["sequence"]), (&Value::from("one"), &Value::from("three")));
+    assert_eq!(l[1]["line"], 2);
+    assert!(l[1]["error"].as_str().unwrap().starts_with("line 2 is not valid UTF-8"), "{}", l[1]);
+}
+
+/// --threads above the cores is clamped with a note (never thousands of threads); 0 is refused.
+#[test]
+fn thread_counts_are_checked() {
+    let model = fixture_dir("f16-relu");
+    let run = |threads: &str| {
+        zeroshot(
+            &["--model", model.to_str().unwrap(), "--labels", "a,b", "--backend", "cpu", "--threads", threads, "text"],
+            None,
+        )
+    };
+    let many = run("100000");
+    let stderr = String::from_utf8_lossy(&many.stderr);
+    assert!(many.status.success() && stderr.contains("--threads 100000 is more than this machine's"), "{stderr}");
+    assert_eq!(lines(&many)[0]["labels"].as_array().unwrap().len(), 2);
+    for bad in ["0", "many", "1.5"] {
+        let out = run(bad);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("is not a thread count"), "{bad}: {stderr}");
     }
 }

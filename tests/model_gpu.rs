@@ -83,3 +83,42 @@ fn the_activation_pool_stays_bounded_over_texts_of_every_length() {
     assert!(classes <= 24, "{classes} size classes after 57 lengths: {classes_seen:?}");
     assert!(bytes <= 256 << 20, "{bytes} free bytes");
 }
+
+/// A model whose texts may be longer than the attention kernel's 1024 tokens, or whose heads are
+/// wider than 256, is refused by the GPU at load (so `auto` takes the CPU), with the reason.
+#[test]
+fn the_gpu_refuses_at_load_what_its_kernels_cannot_take() {
+    use zeroshot::backend::Backend;
+    let Some(gpu) = gpu_backend(GpuOptions::default()) else { return };
+    let f = files("typeform-layout");
+    let config_json = common::edit_json(&f.config_json, |v| v["max_position_embeddings"] = 1100.into());
+    let model_safetensors = common::rewrite_safetensors(&f.model_safetensors, |tensors| {
+        let (_, t) = tensors.iter_mut().find(|(n, _)| n.ends_with("position_embeddings.weight")).unwrap();
+        t.data = t.data.iter().copied().cycle().take(1100 * 16 * 4).collect();
+        t.shape = vec![1100, 16];
+    });
+    let long = || zeroshot::ModelFiles {
+        config_json: config_json.clone(),
+        model_safetensors: model_safetensors.clone(),
+        tokenizer_config_json: None,
+        ..files("typeform-layout")
+    };
+    let err = ZeroShotClassifier::new(Checkpoint::load(long()).unwrap(), gpu).err().expect("refused").to_string();
+    assert!(err.contains("at most 1024 tokens") && err.contains("this model takes 1100 tokens"), "{err}");
+    // The CPU takes such texts whole.
+    let mut cpu = ZeroShotClassifier::new(Checkpoint::load(long()).unwrap(), CpuBackend::new(1)).unwrap();
+    let labels = vec!["roads".to_string(), "sport".to_string()];
+    let text = "word ".repeat(1090);
+    let r = pollster::block_on(cpu.classify(&text, &labels, &Default::default())).unwrap();
+    assert!(!r.truncated && r.scores.iter().all(|s| s.is_finite()));
+    // Heads over 256 wide.
+    let Some(gpu) = gpu_backend(GpuOptions::default()) else { return };
+    let wide = zeroshot::Config::from_json(&common::edit_json(&f.config_json, |v| {
+        v["dim"] = 300.into();
+        v["n_heads"] = 1.into();
+    }))
+    .unwrap();
+    let err = gpu.supports(&wide, 512).unwrap_err().to_string();
+    assert!(err.contains("heads of at most 256") && err.contains("heads of 300"), "{err}");
+    assert!(gpu.supports(&zeroshot::Config::from_json(&f.config_json).unwrap(), 512).is_ok());
+}

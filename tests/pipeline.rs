@@ -4,7 +4,7 @@ mod common;
 
 use common::files;
 use zeroshot::backend::MAX_BATCH_ROWS;
-use zeroshot::pipeline::{hypothesis, parse_labels};
+use zeroshot::pipeline::{hypotheses, hypothesis, parse_labels};
 use zeroshot::{Checkpoint, CpuBackend, Options, ZeroShotClassifier};
 
 fn classifier(name: &str) -> ZeroShotClassifier<CpuBackend> {
@@ -21,22 +21,56 @@ fn classify(
     pollster::block_on(c.classify(text, &labels, o))
 }
 
+/// Each template's `.format("lab")` as Python 3 gives it (checked with python3), or the error
+/// Python raises; the refusals of valid Python say "not supported".
 #[test]
 fn templates_follow_python_format() {
-    assert_eq!(hypothesis("This example is {}.", "sports").unwrap(), "This example is sports.");
-    assert_eq!(hypothesis("{0} or {}", "x").unwrap(), "x or x");
-    assert_eq!(hypothesis("Is it {{{}}}?", "x").unwrap(), "Is it {x}?");
+    for (template, expected) in [
+        ("This example is {}.", "This example is lab."),
+        ("{0}{0}", "lablab"),
+        ("{00}", "lab"),
+        ("{:}", "lab"),
+        ("{!s}", "lab"),
+        ("{0!s:}", "lab"),
+        ("Is it {{{}}}?", "Is it {lab}?"),
+        ("{{}}", "{}"),
+    ] {
+        assert_eq!(hypothesis(template, "lab").unwrap(), expected, "{template}");
+    }
     assert_eq!(hypothesis("{}", "{}").unwrap(), "{}", "the label is not re-parsed");
     for (template, reason) in [
-        ("This example is sports.", "it has no {} where the label should go"),
-        ("{{}} escaped only", "it has no {}"),
-        ("About {label}.", "{label} is not a label placeholder"),
-        ("{1}", "{1} is not a label placeholder"),
+        ("{0} or {}", "cannot switch from automatic field numbering"),
+        ("{} or {0}", "cannot switch"),
+        ("{}{}", "asks for argument 1"),
+        ("{1}", "asks for argument 1"),
+        ("{", "expected '}' before end of string"),
+        ("{0", "expected '}' before end of string"),
         ("oops }", "single '}'"),
+        ("About {label}.", "{label} names a keyword argument"),
+        ("{ 0}", "names a keyword argument"),
+        ("{:>10}", "not supported"),
+        ("{!r}", "not supported"),
+        ("{0.upper}", "not supported"),
+        ("{[0]}", "not supported"),
+        ("{0:{}}", "not supported"),
     ] {
         let err = hypothesis(template, "x").unwrap_err().to_string();
         assert!(err.starts_with(&format!("hypothesis template {template:?}: ")) && err.contains(reason), "{err}");
     }
+}
+
+/// transformers refuses a template the first label leaves unchanged, and only that.
+#[test]
+fn a_template_without_a_slot_is_refused_as_transformers_does() {
+    let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for template in ["This example is sports.", "{}"] {
+        let first = if template == "{}" { "{}" } else { "a" };
+        let err = hypotheses(template, &labels(&[first, "b"])).unwrap_err().to_string();
+        assert!(err.contains("changes nothing"), "{template}: {err}");
+    }
+    // "{{}}" formats to "{}", which differs from the template: Python accepts it.
+    assert_eq!(hypotheses("{{}}", &labels(&["a", "b"])).unwrap(), ["{}", "{}"]);
+    assert_eq!(hypotheses("It is {}.", &labels(&["a", "b"])).unwrap(), ["It is a.", "It is b."]);
 }
 
 #[test]
@@ -55,7 +89,7 @@ fn bad_input_is_refused_and_the_next_call_works() {
     );
     assert!(classify(&mut c, "text", &[], &o).unwrap_err().to_string().starts_with("no candidate labels"));
     let bad = Options { hypothesis_template: "no placeholder".into(), multi_label: false };
-    assert!(classify(&mut c, "text", &["a"], &bad).unwrap_err().to_string().contains("has no {}"));
+    assert!(classify(&mut c, "text", &["a"], &bad).unwrap_err().to_string().contains("changes nothing"));
     let r = classify(&mut c, " \t ", &["a", "b"], &o).expect("whitespace-only text is classified");
     assert_eq!((r.labels.len(), r.truncated), (2, false));
     assert!((r.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9);

@@ -510,6 +510,18 @@ impl Backend for GpuBackend {
         Ok(Linear { weight: self.load_tensor(l.weight)?, bias: self.load_tensor(l.bias)? })
     }
 
+    /// The attention kernel holds a sequence's scores and a head's query in workgroup memory.
+    fn supports(&self, config: &Config, max_tokens: usize) -> Result<()> {
+        if max_tokens > MAX_SEQ || config.head_dim() > MAX_HEAD_DIM {
+            return Err(Error::Gpu(format!(
+                "the GPU kernels take texts of at most {MAX_SEQ} tokens and heads of at most {MAX_HEAD_DIM}; \
+                 this model takes {max_tokens} tokens and heads of {}",
+                config.head_dim()
+            )));
+        }
+        Ok(())
+    }
+
     /// Every activation, the widest being the FFN's [rows, hidden_dim] or the fused
     /// [rows, 3*dim] qkv, must fit one storage binding.
     fn max_rows(&self, config: &Config) -> usize {

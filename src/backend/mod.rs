@@ -108,6 +108,12 @@ pub trait Backend {
         weights.try_map(|t| this.borrow_mut().load_tensor(t), |l| this.borrow_mut().load_linear(l))
     }
 
+    /// Whether this backend's kernels can run `config` on texts of up to `max_tokens` tokens; an
+    /// error (say, a GPU kernel's length limit) lets `auto` choose another backend at load.
+    fn supports(&self, _config: &Config, _max_tokens: usize) -> Result<()> {
+        Ok(())
+    }
+
     /// Most token rows (sequences x padded length) one forward may take on this backend.
     fn max_rows(&self, _config: &Config) -> usize {
         MAX_BATCH_ROWS
