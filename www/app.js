@@ -18,6 +18,8 @@ const DEFAULTS = {
 
 let clf = null;
 let loadedKey = null;
+let loading = null; // {key, promise} of the model load in progress: one at a time
+let run = null; // the classify or bulk run in progress (a promise): one at a time
 // Settled before any model download: the service worker's first takeover reloads the page.
 const isolation = crossOriginIsolate(new URL('./sw.js', import.meta.url));
 // Marks the page as settled (no reload coming): 'many' threads where isolated, else 'one'.
@@ -27,13 +29,25 @@ let bulkRows = [];
 let bulkLabels = [];
 let abort = null;
 
-/** Restores what the user typed last time (URL parameters win for model, revision, backend). */
+/** What was kept last time, or {} when storage is disabled or the entry is damaged: the page must start anyway. */
+function saved() {
+  try {
+    const value = JSON.parse(localStorage.getItem(STORE) ?? '{}');
+    return value && typeof value === 'object' && !Array.isArray(value) ? value : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Restores what the user typed last time (URL parameters win for model, revision, backend),
+ * field by field: a kept value of the wrong type, or a choice the menu lacks, gives the default. */
 function restore() {
-  const saved = JSON.parse(localStorage.getItem(STORE) ?? '{}');
+  const kept = saved();
   for (const f of FIELDS) {
-    const value = params.get(f) ?? saved[f] ?? DEFAULTS[f];
+    const value = params.get(f) ?? (typeof kept[f] === typeof DEFAULTS[f] ? kept[f] : DEFAULTS[f]);
     if (f === 'multi') $(f).checked = value === true || value === 'true';
     else $(f).value = value;
+    if ($(f).tagName === 'SELECT' && $(f).value !== value) $(f).value = DEFAULTS[f];
   }
 }
 
@@ -61,13 +75,34 @@ function onProgress({ file, loaded, total, cached }) {
   $('progress-text').textContent = cached ? `${file}: from cache` : `${file}: ${size}`;
 }
 
-/** The classifier for the current model fields, loaded once per model. */
+const fieldsKey = () => `${$('model').value.trim()}|${$('revision').value.trim()}|${$('backend').value}`;
+const modelKey = () => localFiles ?? fieldsKey();
+
+/**
+ * The classifier for the current model fields, loaded once per model and one load at a time: a
+ * second request for the model being loaded shares that load, one for another model waits for it
+ * and then loads its own, so the page never runs two workers.
+ */
 async function classifier() {
-  const key = localFiles ? localFiles : `${$('model').value.trim()}|${$('revision').value.trim()}|${$('backend').value}`;
-  if (clf && key === loadedKey) return clf;
+  for (;;) {
+    if (clf && modelKey() === loadedKey) return clf;
+    if (!loading) break;
+    if (loading.key === modelKey()) return loading.promise;
+    await loading.promise.catch(() => {});
+  }
+  loading = { key: modelKey(), promise: loadModel(modelKey()) };
+  try {
+    return await loading.promise;
+  } finally {
+    loading = null;
+  }
+}
+
+async function loadModel(key) {
   if (await isolation) return new Promise(() => {}); // the page is reloading: start no download
   clf?.dispose();
   clf = null;
+  loadedKey = null;
   $('model-status').textContent = 'Loading the model…';
   $('notes').replaceChildren();
   const options = { backend: $('backend').value, onProgress };
@@ -100,6 +135,20 @@ function bars(result) {
     row.append(name, track, value);
     return row;
   });
+}
+
+/**
+ * Starts a classify or bulk run unless one is running (a double click, Ctrl+Enter twice): one at a
+ * time, so results never interleave; the buttons that start one are disabled meanwhile.
+ */
+function exclusive(action) {
+  if (run) return run;
+  $('go').disabled = $('bulk-go').disabled = true;
+  run = action().finally(() => {
+    run = null;
+    $('go').disabled = $('bulk-go').disabled = false;
+  });
+  return run;
 }
 
 async function classifyOne() {
@@ -140,7 +189,14 @@ function parseCsv(text) {
   return rows.filter((r) => r.some((f) => f.trim() !== ''));
 }
 
-const csvField = (v) => (/[",\n\r]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
+/** A text cell starting as a formula would (=, +, -, @, tab, CR) gets a leading ' so that spreadsheets
+ * show it rather than run it (OWASP's advice on CSV injection); our numbers are written as they are. */
+const csvText = (v) => (typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : String(v));
+
+function csvField(v) {
+  const text = csvText(v);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
 
 let csvRows = null;
 
@@ -186,7 +242,6 @@ async function classifyAll() {
   const texts = $('bulk-text').value.split('\n').filter((t) => t.trim() !== '');
   if (!texts.length) return showError(new Error('Paste some texts, one per line, or import a CSV file.'));
   abort = new AbortController();
-  $('bulk-go').disabled = true;
   $('bulk-cancel').disabled = false;
   $('bulk-progress').hidden = false;
   $('bulk-progress').value = 0;
@@ -213,7 +268,6 @@ async function classifyAll() {
     else showError(e);
   } finally {
     renderTable();
-    $('bulk-go').disabled = false;
     $('bulk-cancel').disabled = true;
     $('bulk-progress').hidden = true;
   }
@@ -241,25 +295,38 @@ function selectTab(bulk) {
   $('tab-bulk').setAttribute('aria-selected', String(bulk));
 }
 
+/**
+ * Loads the model of the fields, or picked or dropped `files`. If that is another model, a bulk run
+ * is cancelled and a single one let finish first, so no run sees its classifier disposed and the
+ * bulk table never mixes two models; Load on the model in use leaves a run alone.
+ */
+async function changeModel(files = null) {
+  if ((files ?? fieldsKey()) !== loadedKey) {
+    abort?.abort();
+    await run;
+  }
+  localFiles = files;
+  persist();
+  showError(null);
+  if (files) $('model-status').textContent = `Using ${files.length} local files: ${files.map((f) => f.name).join(', ')}`;
+  await classifier().catch(showError);
+}
+
 function useFiles(files) {
-  localFiles = Array.from(files);
-  if (!localFiles.length) return;
-  clf?.dispose();
-  clf = null;
-  $('model-status').textContent = `Using ${localFiles.length} local files: ${localFiles.map((f) => f.name).join(', ')}`;
-  classifier().catch(showError);
+  const list = Array.from(files);
+  if (list.length) changeModel(list);
 }
 
 function wire() {
-  $('go').addEventListener('click', classifyOne);
-  $('load').addEventListener('click', () => { localFiles = null; persist(); showError(null); classifier().catch(showError); });
+  $('go').addEventListener('click', () => exclusive(classifyOne));
+  $('load').addEventListener('click', () => changeModel());
   document.addEventListener('keydown', (e) => {
-    if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') (($('bulk').hidden) ? classifyOne : classifyAll)();
+    if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') exclusive($('bulk').hidden ? classifyOne : classifyAll);
   });
   for (const f of FIELDS) $(f).addEventListener('change', persist);
   $('tab-single').addEventListener('click', () => selectTab(false));
   $('tab-bulk').addEventListener('click', () => selectTab(true));
-  $('bulk-go').addEventListener('click', classifyAll);
+  $('bulk-go').addEventListener('click', () => exclusive(classifyAll));
   $('bulk-cancel').addEventListener('click', () => abort?.abort());
   $('csv').addEventListener('change', (e) => e.target.files[0] && importCsv(e.target.files[0]).catch(showError));
   $('column').addEventListener('change', useColumn);

@@ -56,6 +56,10 @@ export interface Classification {
 }
 
 export class ZeroShotClassifier {
+  /**
+   * Downloads are checked before they are cached (JSON objects, UTF-8 vocab.txt, a safetensors header that
+   * fits the file, the Hub's X-Linked-Etag SHA-256): a damaged file rejects, naming it, and is fetched again next time.
+   */
   static load(options?: LoadOptions): Promise<ZeroShotClassifier>;
   /** Deletes every model kept in Cache Storage. */
   static clearCache(): Promise<void>;

@@ -91,7 +91,10 @@ export class ZeroShotClassifier {
    * `wasm` picks the wasm build: 'auto' (relaxed SIMD where the browser validates it, else
    * simd128), or 'relaxed' / 'simd128' to force one (tests and benchmarks). `threads` caps the CPU
    * threads (default 0: every core); more than one needs the relaxed build on a cross-origin
-   * isolated page (see the README), else it runs on one.
+   * isolated page (see the README), else it runs on one. Downloads are checked before they are cached
+   * (JSON files parse to an object, vocab.txt is UTF-8, the safetensors header fits the file, and the
+   * bytes hash to the Hub's X-Linked-Etag where it sends one): a damaged file rejects, naming it, and
+   * is downloaded again by the next load.
    */
   static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', threads = 0, onProgress } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {

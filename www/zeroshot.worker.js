@@ -3,7 +3,7 @@
 // Messages in: {id, op: 'load', source, backend, wasm, threads} | {id, op: 'classify', text, labels, template,
 // multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
 // {kind: 'files', files: {name: ArrayBuffer}}. Messages out: {id, progress} while loading, then
-// {id, ok, ...} or {id, error, crashed} (crashed: the wasm instance trapped; replace this worker).
+// {id, ok, ...} or {id, error, crashed} (crashed: the wasm instance trapped or the model is lost; replace this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
 let wasmBuild = null;
 let threads = 1; // the CPU's threads: the relaxed build's pool where the page is cross-origin isolated
@@ -99,6 +99,59 @@ async function readBody(response, file, progress) {
   return loaded === bytes.length ? bytes : bytes.slice(0, loaded);
 }
 
+const utf8 = (bytes) => new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+
+function parseObject(bytes) {
+  const value = JSON.parse(utf8(bytes));
+  if (value && typeof value === 'object' && !Array.isArray(value)) return value;
+  throw new Error(`it holds ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
+}
+
+const MAX_SAFETENSORS_HEADER = 100_000_000;
+
+/** The safetensors layout: an 8-byte little-endian header length n, n bytes of JSON, then the data
+ * that every tensor's data_offsets must fall within (a cut-off download fails here). */
+function checkSafetensors(bytes) {
+  if (bytes.length < 8) throw new Error(`it has ${bytes.length} bytes, fewer than its 8-byte header length`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_SAFETENSORS_HEADER)) throw new Error(`its header length ${n} is over 100 MB`);
+  if (8n + n > BigInt(bytes.length)) throw new Error(`its ${n}-byte header runs past the end of the ${bytes.length}-byte file`);
+  const header = parseObject(bytes.subarray(8, 8 + Number(n)));
+  const dataBytes = bytes.length - 8 - Number(n);
+  for (const [name, tensor] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [start, end] = Array.isArray(tensor?.data_offsets) ? tensor.data_offsets : [];
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw new Error(`tensor ${name} has no valid data_offsets`);
+    }
+    if (end > dataBytes) throw new Error(`tensor ${name} ends at byte ${end} of a ${dataBytes}-byte data section`);
+  }
+}
+
+/** A download must parse as what its name says, so a broken transfer or an error page is never
+ * cached (the wasm side checks the model's contents; this checks the file arrived whole). */
+function checkFile(file, bytes, url) {
+  const kind = file.endsWith('.json') ? 'a JSON object' : file === 'vocab.txt' ? 'UTF-8 text' : 'a valid safetensors file';
+  try {
+    if (file.endsWith('.json')) parseObject(bytes);
+    else if (file === 'vocab.txt') utf8(bytes);
+    else if (file === 'model.safetensors') checkSafetensors(bytes);
+  } catch (e) {
+    throw new Error(`${file} is not ${kind}: ${e.message} (downloaded from ${url})`);
+  }
+}
+
+/** The Hub sends an LFS file's SHA-256 as X-Linked-Etag (quoted, maybe W/-prefixed): the bytes must
+ * hash to it. Skipped without WebCrypto (insecure origins, which have no cache either). */
+async function checkDigest(file, bytes, etag, url) {
+  if (!etag || !self.crypto?.subtle) return;
+  const want = etag.replace(/^W\//, '').replaceAll('"', '').trim().toLowerCase();
+  // The view itself, not a copy: the weights can be 268 MB.
+  const hash = new Uint8Array(await self.crypto.subtle.digest('SHA-256', bytes));
+  const got = Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join('');
+  if (got !== want) throw new Error(`${file} is damaged: its SHA-256 is ${got}, but the Hub's X-Linked-Etag says ${want} (downloaded from ${url})`);
+}
+
 /** One file of the model: from picked files, the cache, or the network; null if optional and absent. */
 async function fetchFile(source, file, optional, progress, notes) {
   if (source.kind === 'files') {
@@ -124,6 +177,8 @@ async function fetchFile(source, file, optional, progress, notes) {
     throw new Error(`cannot fetch ${file} of ${where}: HTTP ${response.status}${hint}`);
   }
   const bytes = await readBody(response, file, progress);
+  await checkDigest(file, bytes, response.headers.get('X-Linked-Etag'), response.url);
+  checkFile(file, bytes, response.url);
   await cachePut(source, file, bytes, notes);
   return bytes;
 }
@@ -183,20 +238,29 @@ async function build(files, backend) {
   return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend, threads);
 }
 
+/** Builds on `backend`; under 'auto', any GPU failure falls back to the CPU. */
+async function buildOn(files, backend) {
+  const wanted = await resolveBackend(backend);
+  try {
+    return await build(files, wanted);
+  } catch (e) {
+    if (backend !== 'auto' || wanted === 'cpu' || e instanceof WebAssembly.RuntimeError) throw e;
+    return build(files, 'cpu');
+  }
+}
+
 async function load({ source, backend, wasm, threads: maxThreads }, progress) {
+  // Whatever was loaded goes first, so a load that fails leaves "no model is loaded", never a mix.
+  classifier?.free();
+  classifier = null;
+  loaded = null;
   await initWasm(wasm, maxThreads);
   const notes = [];
   if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
-  const files = await fetchModel(source, progress, notes);
-  const wanted = await resolveBackend(backend);
-  try {
-    classifier = await build(files, wanted);
-  } catch (e) {
-    if (backend !== 'auto' || wanted === 'cpu' || e instanceof WebAssembly.RuntimeError) throw e;
-    classifier = await build(files, 'cpu'); // auto: any GPU failure falls back to the CPU
-  }
+  const built = await buildOn(await fetchModel(source, progress, notes), backend);
+  classifier = built;
   loaded = { source, backend };
-  return { backend: classifier.backend, wasm: wasmBuild, threads: classifier.backend === 'cpu' ? threads : 0, notes };
+  return { backend: built.backend, wasm: wasmBuild, threads: built.backend === 'cpu' ? threads : 0, notes };
 }
 
 async function classify({ text, labels, template, multiLabel }) {
@@ -207,7 +271,10 @@ async function classify({ text, labels, template, multiLabel }) {
     // auto on a GPU that failed (device lost, say): rebuild on the CPU from the fetched files and retry.
     if (loaded?.backend !== 'auto' || classifier.backend !== 'webgpu' || !String(e.message).startsWith('GPU:')) throw e;
     classifier.free();
-    classifier = await build(await fetchModel(loaded.source, () => {}, []), 'cpu');
+    // Until the rebuild succeeds there is no model: a failed one must not leave the freed object here.
+    classifier = null;
+    const files = await fetchModel(loaded.source, () => {}, []);
+    classifier = await build(files, 'cpu');
     return JSON.parse(await classifier.classify(text, labels, template, multiLabel));
   }
 }
@@ -224,7 +291,9 @@ async function handle(msg) {
       throw new Error(`unknown operation ${op}`);
     }
   } catch (e) {
-    const crashed = e instanceof WebAssembly.RuntimeError;
+    // A trap killed the instance, or the model is gone (its CPU rebuild failed): either way zeroshot.js
+    // replaces this worker, which loads the model afresh on the next call.
+    const crashed = e instanceof WebAssembly.RuntimeError || (op === 'classify' && !classifier);
     self.postMessage({ id, error: String(e?.message ?? e), crashed });
   }
 }

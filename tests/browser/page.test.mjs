@@ -1,7 +1,8 @@
 // The product page (www/index.html) used as a person would, against a local mock of the Hub:
 // downloads with progress (typeform's refs/pr/3 fallback, a redirect, no Content-Length), the
 // numbers of the `zeroshot` CLI, the cache on reload (and a corrupted entry refetched), no
-// network while classifying, bulk CSV import and export, and bad input shown as messages.
+// network while classifying, bulk CSV import and export, and bad input shown as messages; damaged
+// downloads refused and not cached, one run and one load at a time, damaged stored inputs ignored.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -40,15 +41,16 @@ function cli(fixture, extra = []) {
   return JSON.parse(out.toString());
 }
 
-/** A fresh browser profile on the page for `model`, with every request recorded. */
-async function open(model, { context, hubUrl = hub.url } = {}) {
+/** A fresh browser profile on the page for `model`, with every request recorded; `backend: null`
+ * leaves the backend to the page. */
+async function open(model, { context, hubUrl = hub.url, backend = 'cpu' } = {}) {
   const ctx = context ?? (await browser.newContext({ acceptDownloads: true }));
   const page = await ctx.newPage();
   const requests = [];
   ctx.on('request', (r) => requests.push(r.url()));
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  const query = new URLSearchParams({ model, hub: hubUrl, backend: 'cpu' });
+  const query = new URLSearchParams({ model, hub: hubUrl, ...(backend && { backend }) });
   await goto(page, `${site.url}/www/index.html?${query}`);
   return { ctx, page, requests, dialogs };
 }
@@ -257,4 +259,173 @@ test('a static host without COOP/COEP: the service worker isolates the page befo
   assert.match(status, new RegExp(`relaxed SIMD, ${cores} thread`), status);
   assert.deepEqual(navigations, [], 'no reload once isolated');
   await ctx.close();
+});
+
+test('CSV export: a text that starts like a formula is exported as text; the scores stay numbers', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  await page.click('#tab-bulk');
+  const texts = ['=HYPERLINK("http://x")', '+1', '-2', '@SUM(A1)', '\tTabbed', 'Plain answer'];
+  await page.fill('#bulk-text', texts.join('\n'));
+  await page.fill('#labels', 'shipping, -minus');
+  await page.click('#bulk-go');
+  await page.waitForFunction(() => document.querySelectorAll('#bulk-table tbody tr').length === 6);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  const [header, ...rows] = readFileSync(await download.path(), 'utf8').trim().split('\r\n').map((l) => l.split(','));
+  assert.deepEqual(header, ['text', 'top_label', 'top_score', 'shipping', "'-minus"]);
+  assert.deepEqual(rows.map((r) => r[0]), ['"\'=HYPERLINK(""http://x"")"', "'+1", "'-2", "'@SUM(A1)", "'\tTabbed", 'Plain answer']);
+  for (const r of rows) {
+    assert.ok(['shipping', "'-minus"].includes(r[1]), r.join());
+    r.slice(2).forEach((score) => assert.ok(Number.isFinite(Number(score)) && Number(score) >= 0, `a score as a number: ${r.join()}`));
+  }
+  await ctx.close();
+});
+
+/** The files kept in the model cache of `page`'s profile. */
+const cachedFiles = (page) => page.evaluate(async () => (await (await caches.open('zeroshot-models-v2')).keys()).map((r) => r.url.split('/').pop()).sort());
+
+test('a damaged download is an error naming the file, is not cached, and is fetched again next time', async () => {
+  const id = 'acme/plain-model';
+  const path = (file) => `/${id}/resolve/main/${file}`;
+  const { ctx, page } = await open(id);
+  try {
+    const start = hub.requests.length;
+    hub.faults.set(`${id}/config.json`, 'damaged');
+    const cut = (await classify(page)).error;
+    assert.match(cut, /^config\.json is not a JSON object: .*JSON.* \(downloaded from http:\/\/127\.0\.0\.1:\d+\/acme\/plain-model\/resolve\/main\/config\.json\)$/);
+    assert.deepEqual(await cachedFiles(page), []);
+    hub.faults.clear();
+    hub.faults.set(`${id}/model.safetensors`, 'wrong-etag');
+    const sha = /^model\.safetensors is damaged: its SHA-256 is [0-9a-f]{64}, but the Hub's X-Linked-Etag says [0-9a-f]{64} \(downloaded from /;
+    assert.match((await classify(page)).error, sha);
+    hub.faults.set(`${id}/model.safetensors`, 'damaged');
+    assert.match((await classify(page)).error, sha);
+    assert.deepEqual(await cachedFiles(page), ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+    assert.equal(hub.requests.slice(start).filter((p) => p === path('config.json')).length, 2, 'the damaged config.json was fetched again');
+    hub.faults.clear();
+    const mended = hub.requests.length;
+    assertLikeCli(await classify(page), cli('typeform-layout'));
+    assert.deepEqual(hub.requests.slice(mended), [path('model.safetensors')], 'the weights are fetched again, the rest comes from the cache');
+    assert.deepEqual(await cachedFiles(page), ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+  } finally {
+    hub.faults.clear();
+    await ctx.close();
+  }
+});
+
+/** An init script: counts the page's workers, started and ended (terminate()), in window.workers. */
+function countWorkers() {
+  const Native = window.Worker;
+  window.workers = { started: 0, ended: 0 };
+  window.Worker = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.workers.started += 1;
+    }
+
+    terminate() {
+      window.workers.ended += 1;
+      super.terminate();
+    }
+  };
+}
+
+/** The page for `model` with its workers counted. */
+async function openCounted(model) {
+  const context = await browser.newContext();
+  await context.addInitScript(countWorkers);
+  return open(model, { context });
+}
+
+test('one at a time: a double click on Load or Classify, or Ctrl+Enter twice, loads once and shows one result', async () => {
+  const { ctx, page } = await openCounted('acme/plain-model');
+  const workers = () => page.evaluate(() => window.workers);
+  await page.dblclick('#load');
+  await page.waitForFunction(() => /^Ready:/.test(document.getElementById('model-status').textContent));
+  assert.deepEqual(await workers(), { started: 1, ended: 0 }, 'one load');
+  await page.evaluate(() => {
+    window.renders = 0;
+    new MutationObserver((records) => { window.renders += records.filter((r) => r.addedNodes.length).length; })
+      .observe(document.getElementById('results'), { childList: true });
+  });
+  const done = (renders) => page.waitForFunction((n) => window.renders >= n && !document.getElementById('go').disabled, renders);
+  await page.fill('#model', 'acme/no-length-model');
+  await page.dblclick('#go'); // the second click comes while the new model loads
+  await done(1);
+  assert.deepEqual(await workers(), { started: 2, ended: 1 }, 'one more load; the old worker ended');
+  // Twice in one task, while the first run is surely going; then one more run, which ends after any other.
+  await page.evaluate(() => {
+    for (let i = 0; i < 2; i++) document.getElementById('text').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', ctrlKey: true, bubbles: true }));
+  });
+  await done(2);
+  await page.click('#go');
+  await done(3);
+  assert.equal(await page.evaluate(() => window.renders), 3, 'one result per run started');
+  assert.equal(await page.textContent('#error'), '');
+  assert.deepEqual(await workers(), { started: 2, ended: 1 });
+  await ctx.close();
+});
+
+test('a model change during a bulk run cancels it cleanly: one model in the table, one worker', async () => {
+  const { ctx, page } = await openCounted('acme/plain-model');
+  await page.click('#tab-bulk');
+  await page.fill('#bulk-text', Array(300).fill('The parcel came late and the box was crushed.').join('\n'));
+  await page.fill('#labels', 'shipping, packaging, price');
+  await page.click('#bulk-go');
+  // Mid-run: Load on the same model at the first row, which leaves the run alone; at the 20th, another model and Load.
+  const early = await page.evaluate(() => new Promise((resolve) => {
+    const info = document.getElementById('bulk-info');
+    let reloaded = false;
+    new MutationObserver((_, observer) => {
+      const done = Number(info.textContent.match(/^(\d+) of 300/)?.[1] ?? 0);
+      if (done >= 1 && !reloaded) document.getElementById('load').click();
+      reloaded ||= done >= 1;
+      if (done < 20 && !info.textContent.startsWith('Cancelled')) return;
+      observer.disconnect();
+      if (done < 20) return resolve(info.textContent);
+      document.getElementById('model').value = 'acme/no-length-model';
+      document.getElementById('load').click();
+      resolve('');
+    }).observe(info, { childList: true, characterData: true, subtree: true });
+  }));
+  assert.equal(early, '', 'Load on the model in use does not stop the run');
+  await page.waitForFunction(() => /^Ready: acme\/no-length-model/.test(document.getElementById('model-status').textContent));
+  const info = await page.textContent('#bulk-info');
+  const cancelled = Number(info.match(/^Cancelled after (\d+) of 300\.$/)?.[1]);
+  assert.ok(cancelled >= 20 && cancelled < 300, info);
+  const table = () => page.$$eval('#bulk-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].slice(2).map((td) => td.textContent).join()));
+  const old = await table();
+  assert.equal(old.length, cancelled);
+  assert.deepEqual(new Set(old).size, 1, `one text, one model: the same result in every row: ${[...new Set(old)].join(' | ')}`);
+  assert.equal(await page.textContent('#error'), '');
+  assert.deepEqual(await page.evaluate(() => window.workers), { started: 2, ended: 1 }, 'the old model\'s worker ended');
+  await page.fill('#bulk-text', 'The parcel came late and the box was crushed.\nThe parcel came late and the box was crushed.');
+  await page.click('#bulk-go');
+  await page.waitForFunction(() => /^2 of 2/.test(document.getElementById('bulk-info').textContent));
+  const fresh = await table();
+  assert.equal(new Set(fresh).size, 1);
+  assert.notEqual(fresh[0], old[0], 'the new model\'s numbers');
+  await ctx.close();
+});
+
+test('damaged or disabled localStorage: the page works, and the valid stored fields are kept', async () => {
+  const DEFAULT_LABELS = 'shipping delay, refund request, product quality, praise';
+  const damaged = {
+    'not JSON': '{"text": "My own',
+    'not an object': '[1, 2, 3]',
+    'fields of wrong types': JSON.stringify({ text: 'My own text.', labels: 42, template: { a: 1 }, multi: 'yes', revision: null, 'bulk-text': ['x'], backend: 'gpu' }),
+  };
+  const seeds = Object.entries(damaged).map(([what, value]) => [what, [(v) => localStorage.setItem('zeroshot-page-v1', v), value]]);
+  const disabled = () => Object.defineProperty(window, 'localStorage', { get: () => { throw new DOMException('storage is disabled', 'SecurityError'); } });
+  for (const [what, [script, arg]] of [...seeds, ['disabled', [disabled, undefined]]]) {
+    const context = await browser.newContext();
+    await context.addInitScript(script, arg);
+    const { ctx, page } = await open('acme/plain-model', { context, backend: null });
+    const fields = await page.evaluate(() => ['text', 'labels', 'template', 'revision', 'backend', 'bulk-text'].map((f) => document.getElementById(f).value));
+    const text = what === 'fields of wrong types' ? 'My own text.' : 'I ordered the blue jacket two weeks ago and it still has not arrived.';
+    assert.deepEqual(fields, [text, DEFAULT_LABELS, 'This example is {}.', 'main', 'auto', ''], what);
+    assert.equal(await page.isChecked('#multi'), false, what);
+    const got = await classify(page);
+    assert.ok(got.labels, `${what}: ${got.error}`);
+    await ctx.close();
+  }
 });

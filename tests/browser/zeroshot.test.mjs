@@ -53,6 +53,17 @@ function makeBadFixtures() {
   const config = JSON.parse(readFileSync(`${bad}/wrong-shape/config.json`, 'utf8'));
   writeFileSync(`${bad}/wrong-shape/config.json`, JSON.stringify({ ...config, hidden_dim: 41 }));
   copy('no-vocab', ['config.json', 'model.safetensors', 'tokenizer_config.json']);
+  // Damaged downloads, refused before the wasm sees them.
+  copy('config-cut', all);
+  writeFileSync(`${bad}/config-cut/config.json`, JSON.stringify(config).slice(0, 40));
+  copy('config-array', all);
+  writeFileSync(`${bad}/config-array/config.json`, '[]');
+  copy('vocab-latin1', all);
+  writeFileSync(`${bad}/vocab-latin1/vocab.txt`, Buffer.concat([Buffer.from('caf\xe9\n', 'latin1'), readFileSync(`${bad}/vocab-latin1/vocab.txt`)]));
+  copy('header-too-long', all);
+  const huge = Buffer.from(weights);
+  huge.writeBigUInt64LE(1n << 40n, 0);
+  writeFileSync(`${bad}/header-too-long/model.safetensors`, huge);
 }
 
 /** Loads a model in `on` and runs `cases` through it; returns the backend, wasm build, threads and results. */
@@ -155,7 +166,7 @@ test('classifyMany reports progress and stops on abort', async () => {
 test('bad model files reject with our message', async () => {
   const errors = await page.evaluate(async () => {
     const out = {};
-    for (const name of ['truncated', 'wrong-shape', 'no-vocab', 'does-not-exist']) {
+    for (const name of ['truncated', 'wrong-shape', 'no-vocab', 'does-not-exist', 'config-cut', 'config-array', 'vocab-latin1', 'header-too-long']) {
       try {
         await window.zeroshot.ZeroShotClassifier.load({ model: `/target/browser-fixtures/${name}/`, backend: 'cpu' });
         out[name] = 'loaded';
@@ -168,7 +179,11 @@ test('bad model files reject with our message', async () => {
     ok.dispose();
     return out;
   });
-  assert.match(errors.truncated, /model\.safetensors is not a valid safetensors file/);
+  assert.match(errors.truncated, /^model\.safetensors is not a valid safetensors file: tensor \S+ ends at byte \d+ of a \d+-byte data section \(downloaded from http:\S+\/truncated\/model\.safetensors\)$/);
+  assert.match(errors['config-cut'], /^config\.json is not a JSON object: .*JSON.* \(downloaded from http:\S+\/config-cut\/config\.json\)$/);
+  assert.match(errors['config-array'], /^config\.json is not a JSON object: it holds an array \(downloaded from /);
+  assert.match(errors['vocab-latin1'], /^vocab\.txt is not UTF-8 text: /);
+  assert.match(errors['header-too-long'], /^model\.safetensors is not a valid safetensors file: its header length 1099511627776 is over 100 MB /);
   assert.match(errors['wrong-shape'], /tensor distilbert\.transformer\.layer\.0\.ffn\.lin1\.weight has shape \[40, 16\], expected \[41, 16\]/);
   assert.match(errors['no-vocab'], /cannot fetch vocab\.txt of .*: HTTP 404/);
   assert.match(errors['does-not-exist'], /cannot fetch config\.json of .*: HTTP 404/);
