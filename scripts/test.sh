@@ -38,6 +38,21 @@ RUSTFLAGS="$THREADS_RUSTFLAGS" cargo "+$NIGHTLY" clippy --lib --target wasm32-un
 step "cargo test"
 cargo test --locked
 
+step "fuzzing: each target 60 s from the committed corpus (cargo-fuzz, pinned nightly, GPU feature off)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+for target in checkpoint classify; do
+    # New finds go to a scratch folder: the committed corpus is only read.
+    scratch=$(mktemp -d)
+    if ! cargo "+$NIGHTLY" fuzz run -O "$target" "$scratch" "fuzz/corpus/$target" -- \
+        -max_total_time=60 -max_len=16384 -print_final_stats=1 >"$scratch.log" 2>&1; then
+        tail -n 60 "$scratch.log"
+        echo "fuzz target $target failed (the input is in fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)" "$scratch.log"
+done
+
 step "browser: Chromium, playwright-core, the wasm build"
 if ! [ -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then

@@ -15,7 +15,8 @@ pub mod pipeline;
 pub mod synthetic;
 pub mod template;
 pub mod tokenizer;
-#[cfg(target_arch = "wasm32")]
+// The browser binding offers both backends.
+#[cfg(all(target_arch = "wasm32", feature = "gpu"))]
 pub mod wasm;
 pub mod weights;
 

@@ -33,6 +33,11 @@ impl<B: Backend> DistilBert<B> {
         &self.backend
     }
 
+    /// The backend, for its own hooks (a GPU's device-loss test hook, say).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
     /// Most token rows one forward may take (the pipeline splits larger batches).
     pub fn max_rows(&self) -> usize {
         self.backend.max_rows(&self.config)

@@ -71,6 +71,11 @@ impl<B: Backend> ZeroShotClassifier<B> {
         self.model.backend()
     }
 
+    /// The backend, mutably, for its own hooks.
+    pub fn backend_mut(&mut self) -> &mut B {
+        self.model.backend_mut()
+    }
+
     /// One tiny forward, so a GPU has compiled and allocated before the first real call.
     pub async fn warm_up(&mut self) -> Result<()> {
         self.model.warm_up().await

@@ -97,4 +97,22 @@ impl Classifier {
             Ok(JsValue::from_str(&serde_json::to_string(&result).map_err(js_error)?))
         })
     }
+
+    /// Test hooks, for the browser tests of recovery only: "trap" executes `unreachable` (a wasm
+    /// trap, as a bug would); "lose-device" destroys the GPU device right after the next forward
+    /// is submitted (the call in flight then sees a lost device).
+    #[wasm_bindgen(js_name = testHook)]
+    pub fn test_hook(&self, action: &str) -> Result<(), JsError> {
+        match action {
+            "trap" => core::arch::wasm32::unreachable(),
+            "lose-device" => match &mut *self.inner.try_borrow_mut().map_err(|_| js_error("a call is running"))? {
+                Inner::Gpu(c) => {
+                    c.backend_mut().lose_device_in_next_read();
+                    Ok(())
+                }
+                Inner::Cpu(_) => Err(js_error("lose-device: this classifier runs on the CPU")),
+            },
+            other => Err(JsError::new(&format!("unknown test hook {other:?}"))),
+        }
+    }
 }

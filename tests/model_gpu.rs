@@ -122,3 +122,18 @@ fn the_gpu_refuses_at_load_what_its_kernels_cannot_take() {
     assert!(err.contains("heads of at most 256") && err.contains("heads of 300"), "{err}");
     assert!(gpu.supports(&zeroshot::Config::from_json(&f.config_json).unwrap(), 512).is_ok());
 }
+
+/// A device lost while a forward is in flight is an error (a `GPU:` one, which `auto` answers by
+/// moving to the CPU), never a hang or a panic; later calls say the device is lost.
+#[test]
+fn a_device_lost_in_flight_is_an_error() {
+    let Some(gpu) = gpu_backend(GpuOptions::default()) else { return };
+    let mut c = ZeroShotClassifier::new(Checkpoint::load(files("typeform-layout")).unwrap(), gpu).unwrap();
+    let labels = vec!["roads".to_string(), "sport".to_string()];
+    pollster::block_on(c.classify("a first text", &labels, &Default::default())).expect("runs before the loss");
+    c.backend_mut().lose_device_in_next_read();
+    for _ in 0..2 {
+        let err = pollster::block_on(c.classify("a text", &labels, &Default::default())).unwrap_err();
+        assert!(matches!(err, zeroshot::Error::Gpu(_)), "{err}");
+    }
+}

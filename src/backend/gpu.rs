@@ -178,6 +178,8 @@ pub struct GpuBackend {
     max_binding: u64,
     /// Bytes per activation buffer (at most `max_binding`).
     max_activation: u64,
+    /// Test hook: destroy the device once the next forward is submitted (see `lose_device_in_next_read`).
+    lose_in_next_read: bool,
 }
 
 impl GpuBackend {
@@ -213,6 +215,7 @@ impl GpuBackend {
             errors,
             max_binding,
             max_activation,
+            lose_in_next_read: false,
         })
     }
 
@@ -233,6 +236,12 @@ impl GpuBackend {
     }
 
     /// Fails if the device was lost or reported an error since the last check.
+    /// For tests of recovery: the device is destroyed right after the next forward is submitted,
+    /// as a driver reset or a browser reclaiming the GPU would do to a call in flight.
+    pub fn lose_device_in_next_read(&mut self) {
+        self.lose_in_next_read = true;
+    }
+
     fn check_device(&self) -> Result<()> {
         let mut errors = self.errors.lock().map_err(|_| Error::Gpu("error state poisoned".into()))?;
         if let Some(reason) = &errors.lost {
@@ -352,6 +361,9 @@ impl GpuBackend {
         encoder.copy_buffer_to_buffer(&t.buffer.buffer, 0, &staging, 0, size);
         self.params.flush(&self.queue);
         self.queue.submit([encoder.finish()]);
+        if std::mem::take(&mut self.lose_in_next_read) {
+            self.device.destroy();
+        }
         let (sender, receiver) = futures_channel::oneshot::channel();
         staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| drop(sender.send(r)));
         #[cfg(not(target_arch = "wasm32"))]

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod dot;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 
 use crate::config::{Activation, Config};
