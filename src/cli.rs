@@ -101,14 +101,20 @@ enum Classifier {
     Gpu(ZeroShotClassifier<GpuBackend>),
 }
 
+/// One result per text of a batch, or the error they share.
+type BatchResult = zeroshot::Result<Vec<zeroshot::Result<Classification>>>;
+
 impl Classifier {
-    fn classify(&mut self, text: &str, labels: &[String], options: &Options) -> zeroshot::Result<Classification> {
+    fn classify_batch(&mut self, texts: &[&str], labels: &[String], options: &Options) -> BatchResult {
         match self {
-            Classifier::Cpu(c) => pollster::block_on(c.classify(text, labels, options)),
-            Classifier::Gpu(c) => pollster::block_on(c.classify(text, labels, options)),
+            Classifier::Cpu(c) => pollster::block_on(c.classify_batch(texts, labels, options)),
+            Classifier::Gpu(c) => pollster::block_on(c.classify_batch(texts, labels, options)),
         }
     }
 }
+
+/// Most texts classified together: their pairs share forwards (sorted by length).
+const BATCH_TEXTS: usize = 64;
 
 /// `--threads`: a whole number from 1.
 fn parse_threads(s: &str) -> Result<usize, String> {
@@ -177,23 +183,35 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
     let mut classifier = load(args, dir)?;
     let mut out = io::stdout().lock();
     let mut all_ok = true;
-    let mut emit = |key: &str, n: usize, text: Result<&str, String>| -> Result<bool, String> {
-        let result = text.and_then(|text| classify_one(&mut classifier, args, dir, text, &labels, &options));
-        let line = match result {
-            Ok(result) => serde_json::to_string(&result).map_err(|e| e.to_string())?,
-            Err(e) => {
-                all_ok = false;
-                format!("{{\"{key}\":{n},\"error\":{}}}", serde_json::Value::String(e))
+    // One JSON line per text, in order; false once stdout is closed (`| head` ends the run quietly).
+    let mut emit = |key: &str, batch: Vec<(usize, Result<String, String>)>| -> Result<bool, String> {
+        let texts: Vec<&str> = batch.iter().filter_map(|(_, t)| t.as_deref().ok()).collect();
+        let mut results = classify_texts(&mut classifier, args, dir, &texts, &labels, &options)?.into_iter();
+        for (n, text) in &batch {
+            let result = text
+                .as_ref()
+                .map_err(String::clone)
+                .and_then(|_| results.next().unwrap_or(Err("no result for this text".into())));
+            let line = match result {
+                Ok(result) => serde_json::to_string(&result).map_err(|e| e.to_string())?,
+                Err(e) => {
+                    all_ok = false;
+                    format!("{{\"{key}\":{n},\"error\":{}}}", serde_json::Value::String(e))
+                }
+            };
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return Ok(false);
             }
-        };
-        // A closed pipe (`| head`) ends the run quietly.
-        Ok(writeln!(out, "{line}").and_then(|()| out.flush()).is_ok())
+        }
+        Ok(true)
     };
     if args.texts.is_empty() {
-        for_each_line(io::stdin().lock(), |n, line| emit("line", n, line))?;
+        for_each_batch(&mut io::BufReader::new(io::stdin()), |batch| emit("line", batch))?;
     } else {
-        for (i, text) in args.texts.iter().enumerate() {
-            if !emit("text", i + 1, Ok(text))? {
+        let numbered: Vec<(usize, Result<String, String>)> =
+            args.texts.iter().enumerate().map(|(i, t)| (i + 1, Ok(t.clone()))).collect();
+        for batch in numbered.chunks(BATCH_TEXTS) {
+            if !emit("text", batch.to_vec())? {
                 break;
             }
         }
@@ -201,45 +219,66 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
     Ok(all_ok)
 }
 
-/// Calls `f` with each line of `input` (1-based number, text without its line ending) until it
-/// returns false. A line that is not UTF-8 is passed as that line's error, and the run goes on.
-fn for_each_line(
-    mut input: impl BufRead,
-    mut f: impl FnMut(usize, Result<&str, String>) -> Result<bool, String>,
+/// Calls `f` with batches of numbered lines of `input` (1-based; the text without its line
+/// ending, or that line's error if it is not UTF-8) until it returns false. A batch is one line
+/// plus the complete lines already read after it, at most [`BATCH_TEXTS`]: an interactive pipe
+/// gets each line's answer at once, a file gets batches.
+fn for_each_batch<R: io::Read>(
+    input: &mut io::BufReader<R>,
+    mut f: impl FnMut(Vec<(usize, Result<String, String>)>) -> Result<bool, String>,
 ) -> Result<(), String> {
-    let mut buf = Vec::new();
-    for n in 1.. {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf).map_err(|e| format!("reading standard input: {e}"))? == 0 {
-            break;
+    let mut n = 0;
+    loop {
+        let mut batch = Vec::new();
+        while batch.is_empty() || (batch.len() < BATCH_TEXTS && input.buffer().contains(&b'\n')) {
+            let Some(line) = read_line(input)? else { break };
+            n += 1;
+            let text = String::from_utf8(line).map_err(|e| format!("line {n} is not valid UTF-8 ({e}); skipped"));
+            batch.push((n, text));
         }
-        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = std::str::from_utf8(line).map_err(|e| format!("line {n} is not valid UTF-8 ({e}); skipped"));
-        if !f(n, text)? {
-            break;
+        if batch.is_empty() || !f(batch)? {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
-/// Classifies one text; under `auto`, a GPU failure moves the run to the CPU and retries.
-fn classify_one(
+/// One line without its `\n` or `\r\n`; None at the end of input.
+fn read_line(input: &mut impl BufRead) -> Result<Option<Vec<u8>>, String> {
+    let mut buf = Vec::new();
+    if input.read_until(b'\n', &mut buf).map_err(|e| format!("reading standard input: {e}"))? == 0 {
+        return Ok(None);
+    }
+    if buf.ends_with(b"\n") {
+        buf.pop();
+        if buf.ends_with(b"\r") {
+            buf.pop();
+        }
+    }
+    Ok(Some(buf))
+}
+
+/// Classifies a batch; under `auto`, a GPU failure moves the run to the CPU and retries. An
+/// error the texts share (a failed forward) becomes each text's error.
+fn classify_texts(
     classifier: &mut Classifier,
     args: &ClassifyArgs,
     dir: &std::path::Path,
-    text: &str,
+    texts: &[&str],
     labels: &[String],
     options: &Options,
-) -> Result<Classification, String> {
-    match classifier.classify(text, labels, options) {
+) -> Result<Vec<Result<Classification, String>>, String> {
+    let results = match classifier.classify_batch(texts, labels, options) {
         Err(zeroshot::Error::Gpu(e)) if args.backend == BackendChoice::Auto => {
             eprintln!("zeroshot: the GPU failed ({e}); continuing on the CPU");
             *classifier = load_cpu(dir, args.threads)?;
-            classifier.classify(text, labels, options).map_err(|e| e.to_string())
+            classifier.classify_batch(texts, labels, options)
         }
-        other => other.map_err(|e| e.to_string()),
-    }
+        other => other,
+    };
+    Ok(match results {
+        Ok(results) => results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+        Err(e) => texts.iter().map(|_| Err(e.to_string())).collect(),
+    })
 }
 
 /// `zeroshot bench`: median ms per forward and GFLOP/s for each backend and shape.

@@ -83,35 +83,95 @@ impl<B: Backend> ZeroShotClassifier<B> {
 
     /// Scores `labels` for `text`.
     pub async fn classify(&mut self, text: &str, labels: &[String], options: &Options) -> Result<Classification> {
-        if text.is_empty() {
-            return Err(Error::EmptyText);
-        }
+        let mut results = self.classify_batch(&[text], labels, options).await?;
+        results.pop().unwrap_or(Err(Error::EmptyText))
+    }
+
+    /// Scores `labels` for each text, their pairs packed into shared forwards (sorted by length,
+    /// so padding stays small): one result per text, in order. A text's own problem (empty,
+    /// overflowing logits) is its result; one shared by all (no labels, a bad template, a failed
+    /// forward) is the error.
+    pub async fn classify_batch(
+        &mut self,
+        texts: &[impl AsRef<str>],
+        labels: &[String],
+        options: &Options,
+    ) -> Result<Vec<Result<Classification>>> {
         if labels.is_empty() {
             return Err(Error::NoLabels);
         }
-        // The text is tokenized once; each label adds only its hypothesis.
+        let hypotheses = hypotheses(&options.hypothesis_template, labels)?;
+        let encoded: Vec<Result<Vec<PairEncoding>>> =
+            texts.iter().map(|text| self.encode(text.as_ref(), &hypotheses)).collect();
+        let logits = self.logits_by_text(&encoded, labels.len()).await?;
+        let results = encoded.into_iter().zip(texts).zip(logits).map(|((encodings, text), logits)| {
+            let truncated = encodings?.iter().any(|e| e.truncated);
+            self.finish(text.as_ref(), labels, &logits, truncated, options)
+        });
+        Ok(results.collect())
+    }
+
+    /// Logits of every pair of the texts that encoded, [text][label][num_labels] (empty for the
+    /// others). The pairs run shortest first, so each forward pads little.
+    async fn logits_by_text(
+        &mut self,
+        encoded: &[Result<Vec<PairEncoding>>],
+        n_labels: usize,
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let mut pairs: Vec<(usize, usize, &[u32])> = Vec::new(); // (text, label, ids)
+        for (t, encodings) in encoded.iter().enumerate() {
+            let ok = encodings.as_deref().unwrap_or_default();
+            pairs.extend(ok.iter().enumerate().map(|(l, e)| (t, l, &e.ids[..])));
+        }
+        pairs.sort_by_key(|&(_, _, ids)| ids.len());
+        let flat = self.logits_of(&pairs.iter().map(|&(_, _, ids)| ids).collect::<Vec<_>>()).await?;
+        let mut logits = vec![vec![Vec::new(); n_labels]; encoded.len()];
+        for (&(t, l, _), row) in pairs.iter().zip(flat) {
+            logits[t][l] = row;
+        }
+        Ok(logits)
+    }
+
+    /// One text's pairs with every hypothesis; the text is tokenized once.
+    fn encode(&self, text: &str, hypotheses: &[String]) -> Result<Vec<PairEncoding>> {
+        if text.is_empty() {
+            return Err(Error::EmptyText);
+        }
         let premise = self.tokenizer.premise(text)?;
-        let encodings = hypotheses(&options.hypothesis_template, labels)?
-            .iter()
-            .map(|h| self.tokenizer.pair(&premise, h))
-            .collect::<Result<Vec<_>>>()?;
-        let logits = self.logits(&encodings).await?;
+        hypotheses.iter().map(|h| self.tokenizer.pair(&premise, h)).collect()
+    }
+
+    /// A text's result from its logits, [label][num_labels].
+    fn finish(
+        &self,
+        text: &str,
+        labels: &[String],
+        logits: &[Vec<f32>],
+        truncated: bool,
+        options: &Options,
+    ) -> Result<Classification> {
         if let Some(i) = logits.iter().position(|l| l.iter().any(|v| !v.is_finite())) {
             return Err(Error::NonFiniteLogits { label: labels[i].clone(), logits: logits[i].clone() });
         }
-        let scores = self.scores(&logits, options.multi_label || labels.len() == 1);
-        Ok(sorted(text, labels, scores, encodings.iter().any(|e| e.truncated)))
+        let scores = self.scores(logits, options.multi_label || labels.len() == 1);
+        Ok(sorted(text, labels, scores, truncated))
     }
 
     /// Raw logits per pair, [pairs][num_labels], run in chunks the backend can hold.
     pub async fn logits(&mut self, encodings: &[PairEncoding]) -> Result<Vec<Vec<f32>>> {
+        self.logits_of(&encodings.iter().map(|e| &e.ids[..]).collect::<Vec<_>>()).await
+    }
+
+    /// Logits for id sequences, [sequences][num_labels]. Each forward takes as many sequences as
+    /// fit the backend's rows once padded to the longest of them; sorted input pads little.
+    async fn logits_of(&mut self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let (num_labels, max_rows) = (self.model.config.num_labels(), self.model.max_rows());
-        let mut out = Vec::with_capacity(encodings.len());
-        let mut rest = encodings;
+        let mut out = Vec::with_capacity(sequences.len());
+        let mut rest = sequences;
         while !rest.is_empty() {
-            let longest = rest.iter().map(|e| e.ids.len()).max().unwrap_or(1).max(1);
-            let (chunk, tail) = rest.split_at((max_rows / longest).clamp(1, rest.len()));
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
+            let take = fitting(rest, max_rows);
+            let (chunk, tail) = rest.split_at(take);
+            let ids: Vec<Vec<u32>> = chunk.iter().map(|s| s.to_vec()).collect();
             let flat = self.model.forward(&Batch::pad(&ids)).await?;
             out.extend(flat.chunks_exact(num_labels).map(<[f32]>::to_vec));
             rest = tail;
@@ -130,6 +190,19 @@ impl<B: Backend> ZeroShotClassifier<B> {
             softmax(&logits.iter().map(|l| l[entail] as f64).collect::<Vec<_>>())
         }
     }
+}
+
+/// How many of `sequences` one forward takes: the longest prefix whose padded size (count x its
+/// longest) fits `max_rows`, and at least one.
+fn fitting(sequences: &[&[u32]], max_rows: usize) -> usize {
+    let mut longest = 1;
+    for (i, s) in sequences.iter().enumerate() {
+        longest = longest.max(s.len());
+        if (i + 1) * longest > max_rows {
+            return i.max(1);
+        }
+    }
+    sequences.len()
 }
 
 fn softmax(x: &[f64]) -> Vec<f64> {

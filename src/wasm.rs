@@ -81,20 +81,39 @@ impl Classifier {
     }
 
     /// Classifies `text`; resolves to the JSON of `{sequence, labels, scores, truncated}`.
-    // The borrow spans the forward's awaits on purpose: an overlapping call gets an error, not
-    // interleaved GPU work (wasm is single-threaded, so nothing else can be waiting on it).
-    #[allow(clippy::await_holding_refcell_ref)]
     pub fn classify(&self, text: String, labels: Vec<String>, template: String, multi_label: bool) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
         wasm_bindgen_futures::future_to_promise(async move {
-            let mut inner = inner.try_borrow_mut().map_err(|_| js_error("a classify call is already running"))?;
             let options = Options { hypothesis_template: template, multi_label };
-            let result: crate::Result<Classification> = match &mut *inner {
-                Inner::Cpu(c) => c.classify(&text, &labels, &options).await,
-                Inner::Gpu(c) => c.classify(&text, &labels, &options).await,
-            };
-            let result = result.map_err(js_error)?;
+            let mut results = run_batch(&inner, &[text], &labels, &options).await?;
+            let result = results.pop().ok_or_else(|| js_error("no result"))?.map_err(js_error)?;
             Ok(JsValue::from_str(&serde_json::to_string(&result).map_err(js_error)?))
+        })
+    }
+
+    /// Classifies several texts, their pairs sharing forwards; resolves to the JSON of one entry
+    /// per text, in order: `{"ok": {sequence, labels, scores, truncated}}` or `{"error": "..."}`.
+    /// A problem they share (no labels, a bad template, a lost GPU) rejects the whole call.
+    #[wasm_bindgen(js_name = classifyBatch)]
+    pub fn classify_batch(
+        &self,
+        texts: Vec<String>,
+        labels: Vec<String>,
+        template: String,
+        multi_label: bool,
+    ) -> js_sys::Promise {
+        let inner = Rc::clone(&self.inner);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let options = Options { hypothesis_template: template, multi_label };
+            let results = run_batch(&inner, &texts, &labels, &options).await?;
+            let entries: Vec<serde_json::Value> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(c) => serde_json::json!({ "ok": c }),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+                })
+                .collect();
+            Ok(JsValue::from_str(&serde_json::to_string(&entries).map_err(js_error)?))
         })
     }
 
@@ -115,4 +134,22 @@ impl Classifier {
             other => Err(JsError::new(&format!("unknown test hook {other:?}"))),
         }
     }
+}
+
+/// One batch on whichever backend holds the model.
+// The borrow spans the forward's awaits on purpose: an overlapping call gets an error, not
+// interleaved GPU work (wasm is single-threaded, so nothing else can be waiting on it).
+#[allow(clippy::await_holding_refcell_ref)]
+async fn run_batch(
+    inner: &RefCell<Inner>,
+    texts: &[String],
+    labels: &[String],
+    options: &Options,
+) -> Result<Vec<crate::Result<Classification>>, JsError> {
+    let mut inner = inner.try_borrow_mut().map_err(|_| js_error("a classify call is already running"))?;
+    let results = match &mut *inner {
+        Inner::Cpu(c) => c.classify_batch(texts, labels, options).await,
+        Inner::Gpu(c) => c.classify_batch(texts, labels, options).await,
+    };
+    results.map_err(js_error)
 }

@@ -153,3 +153,39 @@ fn thread_counts_are_checked() {
         assert!(stderr.contains("is not a thread count"), "{bad}: {stderr}");
     }
 }
+
+/// Lines already read are classified together, but an interactive pipe gets each answer before
+/// it sends the next line; a file's many lines come out in order, one result each.
+#[test]
+fn stdin_answers_each_line_at_once_and_batches_what_is_waiting() {
+    use std::io::{BufRead, BufReader};
+    let model = fixture_dir("f16-relu");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zeroshot"))
+        .args(["--model", model.to_str().unwrap(), "--labels", "good, bad", "--backend", "cpu"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    for text in ["first", "second"] {
+        writeln!(input, "{text}").unwrap();
+        input.flush().unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap(); // blocks until this line's answer: no waiting for EOF
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["sequence"], text);
+    }
+    let many: String = (0..150).map(|i| if i == 70 { "\n".to_string() } else { format!("text {i}\n") }).collect();
+    input.write_all(many.as_bytes()).unwrap();
+    drop(input);
+    let rest: Vec<Value> = output.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    assert_eq!(rest.len(), 150);
+    for (i, v) in rest.iter().enumerate() {
+        if i == 70 {
+            assert_eq!(v["line"], 73);
+        } else {
+            assert_eq!(v["sequence"], format!("text {i}"));
+        }
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(1), "the empty line failed");
+}

@@ -128,3 +128,45 @@ fn many_labels_run_in_chunks_with_the_same_numbers() {
     assert!(r.truncated);
     assert!(r.scores.windows(2).all(|w| w[0] >= w[1]), "sorted descending");
 }
+
+/// Texts classified together give each text what it gets alone; a text's own error stays its own.
+#[test]
+fn a_batch_of_texts_gives_what_each_gets_alone() {
+    let mut c = classifier("typeform-layout");
+    let labels: Vec<String> = ["roads", "money", "sport", "food"].iter().map(|s| s.to_string()).collect();
+    let texts: Vec<String> =
+        (0..23)
+            .map(|i| {
+                if i == 7 {
+                    String::new()
+                } else {
+                    format!("{} about the new road budget", "very ".repeat(i * 13 % 90))
+                }
+            })
+            .collect();
+    for multi_label in [false, true] {
+        let o = Options { multi_label, ..Options::default() };
+        let batch = pollster::block_on(c.classify_batch(&texts, &labels, &o)).expect("no shared error");
+        assert_eq!(batch.len(), texts.len());
+        for (i, (text, got)) in texts.iter().zip(&batch).enumerate() {
+            let alone = pollster::block_on(c.classify(text, &labels, &o));
+            match (got, alone) {
+                (Ok(g), Ok(a)) => {
+                    assert_eq!(
+                        (&g.sequence, &g.labels, g.truncated),
+                        (&a.sequence, &a.labels, a.truncated),
+                        "text {i}"
+                    );
+                    for (x, y) in g.scores.iter().zip(&a.scores) {
+                        assert!((x - y).abs() < 1e-6, "text {i}: batch {x}, alone {y}");
+                    }
+                }
+                (Err(g), Err(a)) => assert_eq!(g.to_string(), a.to_string(), "text {i}"),
+                (g, a) => panic!("text {i}: batch {g:?}, alone {a:?}"),
+            }
+        }
+        assert!(batch[7].as_ref().unwrap_err().to_string().starts_with("the text is empty"));
+    }
+    let bad = Options { hypothesis_template: "{".into(), multi_label: false };
+    assert!(pollster::block_on(c.classify_batch(&texts, &labels, &bad)).is_err(), "a bad template fails them all");
+}
