@@ -58,6 +58,10 @@ struct ClassifyArgs {
     /// CPU threads for matrix products (default: all cores; more than the cores are clamped).
     #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
+    /// Most texts classified together (their label pairs share forwards, sorted by length); from
+    /// standard input only lines already read are batched. 1 classifies each text alone.
+    #[arg(long, default_value_t = 64, value_parser = parse_batch)]
+    batch: usize,
     /// Texts to classify; without any, texts are read from standard input, one per line.
     texts: Vec<String>,
 }
@@ -113,8 +117,13 @@ impl Classifier {
     }
 }
 
-/// Most texts classified together: their pairs share forwards (sorted by length).
-const BATCH_TEXTS: usize = 64;
+/// `--batch`: 1 to 4096 texts.
+fn parse_batch(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=4096).contains(n))
+        .ok_or_else(|| format!("{s:?} is not a batch size (1 to 4096)"))
+}
 
 /// `--threads`: a whole number from 1.
 fn parse_threads(s: &str) -> Result<usize, String> {
@@ -206,11 +215,11 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
         Ok(true)
     };
     if args.texts.is_empty() {
-        for_each_batch(&mut io::BufReader::new(io::stdin()), |batch| emit("line", batch))?;
+        for_each_batch(&mut io::BufReader::new(io::stdin()), args.batch, |batch| emit("line", batch))?;
     } else {
         let numbered: Vec<(usize, Result<String, String>)> =
             args.texts.iter().enumerate().map(|(i, t)| (i + 1, Ok(t.clone()))).collect();
-        for batch in numbered.chunks(BATCH_TEXTS) {
+        for batch in numbered.chunks(args.batch) {
             if !emit("text", batch.to_vec())? {
                 break;
             }
@@ -221,16 +230,17 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
 
 /// Calls `f` with batches of numbered lines of `input` (1-based; the text without its line
 /// ending, or that line's error if it is not UTF-8) until it returns false. A batch is one line
-/// plus the complete lines already read after it, at most [`BATCH_TEXTS`]: an interactive pipe
-/// gets each line's answer at once, a file gets batches.
+/// plus the complete lines already read after it, at most `max`: an interactive pipe gets each
+/// line's answer at once, a file gets batches.
 fn for_each_batch<R: io::Read>(
     input: &mut io::BufReader<R>,
+    max: usize,
     mut f: impl FnMut(Vec<(usize, Result<String, String>)>) -> Result<bool, String>,
 ) -> Result<(), String> {
     let mut n = 0;
     loop {
         let mut batch = Vec::new();
-        while batch.is_empty() || (batch.len() < BATCH_TEXTS && input.buffer().contains(&b'\n')) {
+        while batch.is_empty() || (batch.len() < max && input.buffer().contains(&b'\n')) {
             let Some(line) = read_line(input)? else { break };
             n += 1;
             let text = String::from_utf8(line).map_err(|e| format!("line {n} is not valid UTF-8 ({e}); skipped"));
