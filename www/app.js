@@ -4,7 +4,7 @@ import { DEFAULT_MODEL, DEFAULT_TEMPLATE, ZeroShotClassifier, crossOriginIsolate
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const STORE = 'zeroshot-page-v1';
-const FIELDS = ['model', 'revision', 'backend', 'text', 'labels', 'template', 'multi', 'bulk-text'];
+const FIELDS = ['model', 'revision', 'backend', 'text', 'labels', 'template', 'multi', 'bulk-text', 'threshold'];
 const DEFAULTS = {
   model: DEFAULT_MODEL,
   revision: 'main',
@@ -14,7 +14,16 @@ const DEFAULTS = {
   template: DEFAULT_TEMPLATE,
   multi: false,
   'bulk-text': '',
+  threshold: '0.5',
 };
+// Kept bulk results: in localStorage up to this many characters (it holds about 5 million per origin,
+// shared with the inputs), in IndexedDB beyond.
+const RESULTS = 'zeroshot-bulk-v1';
+const RESULTS_LOCAL_MAX = 1_000_000;
+// The build copies tiny random-weight models here: they work offline, and their scores mean nothing.
+const DEMO_MODELS = new URL('./models/', location.href).href;
+const OFFLINE_HINT = 'No network? The demo models in ./models/ work offline: enter ./models/typeform-layout/ as the model '
+  + 'and press Load model. Their weights are random, so their scores mean nothing.';
 
 let clf = null;
 let loadedKey = null;
@@ -25,8 +34,10 @@ const isolation = crossOriginIsolate(new URL('./sw.js', import.meta.url));
 // Marks the page as settled (no reload coming): 'many' threads where isolated, else 'one'.
 isolation.then((reloading) => reloading || (document.documentElement.dataset.threads = crossOriginIsolated ? 'many' : 'one'));
 let localFiles = null;
-let bulkRows = [];
-let bulkLabels = [];
+let loadedDemo = false; // the model in use is one of the random demo models
+// The bulk results shown (and kept across reloads): multi is the mode they were classified in.
+let bulk = { labels: [], multi: false, demo: false, rows: [] };
+let filter = null; // the chart bucket whose answers the table shows (a label, NONE or FAILED), or null: all
 let abort = null;
 
 /** What was kept last time, or {} when storage is disabled or the entry is damaged: the page must start anyway. */
@@ -109,17 +120,33 @@ async function loadModel(key) {
   if (localFiles) options.files = localFiles;
   else Object.assign(options, { model: $('model').value.trim() || DEFAULT_MODEL, revision: $('revision').value.trim() || 'main' });
   if (params.get('hub')) options.hub = params.get('hub');
+  const what = localFiles ? `${localFiles.length} local files` : options.model;
   try {
     clf = await ZeroShotClassifier.load(options);
+  } catch (e) {
+    $('model-status').textContent = `Could not load ${what}.`;
+    throw withOfflineHint(e, options.model);
   } finally {
     $('progress-wrap').hidden = true;
   }
   loadedKey = key;
-  const what = localFiles ? `${localFiles.length} local files` : options.model;
+  loadedDemo = isDemo(options.model);
   const cpu = `the CPU (${clf.wasm === 'relaxed' ? 'relaxed SIMD' : 'SIMD'}, ${clf.threads} thread${clf.threads === 1 ? '' : 's'})`;
   $('model-status').textContent = `Ready: ${what}, running on ${clf.backend === 'webgpu' ? 'WebGPU' : cpu}.`;
-  $('notes').replaceChildren(...clf.notes.map((n) => Object.assign(document.createElement('li'), { textContent: n })));
+  const notes = loadedDemo ? ['This is a demo model with random weights: its scores mean nothing.', ...clf.notes] : clf.notes;
+  $('notes').replaceChildren(...notes.map((n) => Object.assign(document.createElement('li'), { textContent: n })));
   return clf;
+}
+
+/** Whether `model` (a Hub id or a folder URL, as zeroshot.js tells them apart) is one of the demo models. */
+function isDemo(model) {
+  return /^(https?:\/\/|\.{0,2}\/)/.test(model ?? '') && new URL(model, location.href).href.startsWith(DEMO_MODELS);
+}
+
+/** A load that failed for want of a network says that the demo models need none (unless it was one). */
+function withOfflineHint(e, model) {
+  const network = /Failed to fetch|NetworkError|Load failed/i.test(e.message) || !navigator.onLine;
+  return model && network && !isDemo(model) ? new Error(`${e.message}\n${OFFLINE_HINT}`) : e;
 }
 
 function bars(result) {
@@ -161,6 +188,7 @@ async function classifyOne() {
     const ms = performance.now() - started;
     $('run-info').textContent = `${c.backend === 'webgpu' ? 'WebGPU' : 'CPU'}, ${ms.toFixed(0)} ms${r.truncated ? ', text truncated to fit the model' : ''}`;
     $('results').replaceChildren(...bars(r));
+    $('single-demo').hidden = !loadedDemo;
   } catch (e) {
     showError(e);
   }
@@ -217,23 +245,173 @@ function useColumn() {
   persist();
 }
 
+// Chart buckets besides the labels: answers no label claims (multi-label), answers that failed.
+const NONE = Symbol('no label');
+const FAILED = Symbol('failed');
+const threshold = () => Number($('threshold').value);
+
+/** The buckets an answer falls under: its top label (single-label), or every label scoring at least
+ * the threshold (multi-label), else NONE; a failed answer under FAILED. */
+function bucketsOf(row, min) {
+  if (row.error) return [FAILED];
+  if (!bulk.multi) return [row.labels[0]];
+  const claimed = row.labels.filter((_, i) => row.scores[i] >= min);
+  return claimed.length ? claimed : [NONE];
+}
+
+const bucketName = (key) => (key === NONE ? '(no label)' : key === FAILED ? '(failed)' : key);
+
+/** Answers per bucket, in the labels' order, then NONE (multi-label) and FAILED (when any failed);
+ * percentages are of all answers, so in multi-label mode they can add up to more than 100. */
+function summary() {
+  const min = threshold();
+  const counts = new Map(bulk.labels.map((l) => [l, 0]));
+  if (bulk.multi) counts.set(NONE, 0);
+  for (const r of bulk.rows) for (const b of bucketsOf(r, min)) counts.set(b, (counts.get(b) ?? 0) + 1);
+  const total = bulk.rows.length;
+  const buckets = [...counts].map(([key, count]) => ({ key, name: bucketName(key), count, percent: total ? (100 * count) / total : 0 }));
+  const rule = bulk.multi ? `labels scoring ≥ ${min.toFixed(2)}` : 'top label of each';
+  return { buckets, heading: `${total} answer${total === 1 ? '' : 's'} · ${rule}` };
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+// Colours and font written into the SVG itself, so that an exported picture looks the same.
+const INK = { font: 'system-ui, -apple-system, "Segoe UI", sans-serif', text: '#1d2430', muted: '#5b6472', track: '#e8ecf4', bar: '#2f62d0', other: '#8a93a3', picked: '#173a8a' };
+const ROW = 46; // px per bucket: its name and numbers on one line, the bar under them
+const TOP = 40;
+
+function svgNode(name, attrs = {}, text = '') {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  node.textContent = text;
+  return node;
+}
+
+/** `text` cut to about what fits in `px` of 14 px text: the SVG is also exported, so it is not measured
+ * in the page's layout (the full name is in the bar's <title> and the table). */
+function fit(text, px) {
+  const n = Math.max(4, Math.floor(px / 7.8));
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
+
+/** The bar chart of `sum` as a standalone SVG, `width` px wide plus a white margin of `pad` (for a
+ * picture on its own); bars are as long as their share of all answers. */
+function chartSvg(sum, width, { picked = null, pad = 0 } = {}) {
+  const height = TOP + sum.buckets.length * ROW;
+  const [w, h] = [width + 2 * pad, height + 2 * pad];
+  const svg = svgNode('svg', { width: w, height: h, viewBox: `${-pad} ${-pad} ${w} ${h}`, role: 'img', 'font-family': INK.font, 'font-size': 14 });
+  svg.setAttribute('aria-label', `Bar chart, ${sum.heading}: ${sum.buckets.map((b) => `${b.name} ${b.count} (${b.percent.toFixed(1)}%)`).join(', ')}.`);
+  svg.append(svgNode('rect', { x: -pad, y: -pad, width: w, height: h, fill: '#fff' }), svgNode('text', { x: 0, y: 20, fill: INK.text, 'font-weight': 600 }, fit(sum.heading, width)));
+  sum.buckets.forEach((b, i) => svg.append(bucketBar(b, i, width, TOP + i * ROW, b.key === picked)));
+  return svg;
+}
+
+function bucketBar(b, i, width, y, picked) {
+  const value = `${b.count} · ${b.percent.toFixed(1)}%`;
+  const colour = picked ? INK.picked : typeof b.key === 'symbol' ? INK.other : INK.bar;
+  const g = svgNode('g', { 'data-bucket': i, cursor: 'pointer' });
+  g.append(
+    svgNode('title', {}, `${b.name}: ${value}`),
+    svgNode('text', { x: 0, y: y + 14, fill: INK.text, 'font-weight': picked ? 700 : 400 }, fit(b.name, width - 8 * value.length - 12)),
+    svgNode('text', { x: width, y: y + 14, fill: INK.muted, 'text-anchor': 'end' }, value),
+    svgNode('rect', { x: 0, y: y + 21, width, height: 14, rx: 4, fill: INK.track }),
+    svgNode('rect', { x: 0, y: y + 21, width: ((width * b.percent) / 100).toFixed(1), height: 14, rx: 4, fill: colour }),
+  );
+  return g;
+}
+
+let shown = null; // the summary on screen: its buckets are what the bars' data-bucket indices refer to
+
+function renderChart() {
+  shown = summary();
+  $('chart').replaceChildren(chartSvg(shown, $('chart').clientWidth || 640, { picked: filter }));
+  $('chart-table').tBodies[0].replaceChildren(...shown.buckets.map((b) => {
+    const tr = document.createElement('tr');
+    tr.append(...[b.name, String(b.count), `${b.percent.toFixed(1)}%`].map((t) => Object.assign(document.createElement('td'), { textContent: t })));
+    return tr;
+  }));
+  renderFilterButtons();
+}
+
+/** One toggle button per bucket, the keyboard's way to the filter (the SVG is a picture); rebuilt on
+ * every render, so the focused one is focused again. */
+function renderFilterButtons() {
+  const focused = $('chart-filter').contains(document.activeElement) ? document.activeElement.dataset.bucket : null;
+  const button = (text, index, key) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: text });
+    b.dataset.bucket = index;
+    b.setAttribute('aria-pressed', String(filter === key));
+    return b;
+  };
+  $('chart-filter').replaceChildren(button('All answers', 'all', null), ...shown.buckets.map((b, i) => button(`${b.name} (${b.count})`, i, b.key)));
+  if (focused !== null) $('chart-filter').querySelector(`[data-bucket="${focused}"]`)?.focus();
+}
+
+/** Shows only the answers of bucket `key` (again: all of them). */
+function setFilter(key) {
+  filter = filter === key ? null : key;
+  renderBulk();
+}
+
+function pickBucket(e) {
+  const index = e.target.closest('[data-bucket]')?.dataset.bucket;
+  if (index !== undefined) setFilter(index === 'all' ? null : shown.buckets[index].key);
+}
+
+/** The rows the table shows with their numbers: all in order, or the filter's bucket, best score first
+ * (its label's score; the top score for NONE; FAILED keeps the order). */
+function shownRows() {
+  const all = bulk.rows.map((r, i) => ({ r, n: i + 1 }));
+  if (filter === null) return all;
+  const min = threshold();
+  const score = ({ r }) => (filter === FAILED ? 0 : filter === NONE ? r.scores[0] : r.scores[r.labels.indexOf(filter)]);
+  return all.filter(({ r }) => bucketsOf(r, min).includes(filter)).sort((a, b) => score(b) - score(a));
+}
+
 function renderTable() {
   const head = document.createElement('tr');
-  for (const h of ['#', 'text', 'top label', 'score', ...bulkLabels]) head.append(Object.assign(document.createElement('th'), { textContent: h }));
+  for (const h of ['#', 'text', 'top label', 'score', ...bulk.labels]) {
+    // One line each, however long the label: the full one is the title (and on the filter buttons).
+    const th = Object.assign(document.createElement('th'), { title: h });
+    th.append(Object.assign(document.createElement('span'), { textContent: h }));
+    head.append(th);
+  }
+  const sorted = filter === NONE ? 3 : 4 + bulk.labels.indexOf(filter);
+  if (filter !== null && filter !== FAILED) head.cells[sorted].setAttribute('aria-sort', 'descending');
   $('bulk-table').tHead.replaceChildren(head);
-  const body = bulkRows.map((r, i) => {
+  const rows = shownRows();
+  $('bulk-table').tBodies[0].replaceChildren(...rows.map(({ r, n }) => {
     const tr = document.createElement('tr');
     const cell = (text, className) => tr.append(Object.assign(document.createElement('td'), { textContent: text, className }));
-    cell(String(i + 1), 'num');
+    cell(String(n), 'num');
     cell(r.sequence, 'text');
     cell(r.error ? `error: ${r.error}` : r.labels[0]);
     cell(r.error ? '' : r.scores[0].toFixed(3), 'num');
-    for (const l of bulkLabels) cell(r.error ? '' : r.scores[r.labels.indexOf(l)].toFixed(3), 'num');
+    for (const l of bulk.labels) cell(r.error ? '' : r.scores[r.labels.indexOf(l)].toFixed(3), 'num');
     return tr;
-  });
-  $('bulk-table').tBodies[0].replaceChildren(...body);
-  $('bulk-table').hidden = bulkRows.length === 0;
-  $('export-csv').disabled = $('export-json').disabled = bulkRows.length === 0;
+  }));
+  $('bulk-table').hidden = bulk.rows.length === 0;
+  const order = filter === FAILED ? 'in their order' : 'highest score first';
+  $('filter-info').textContent = filter === null ? '' : `Showing the ${rows.length} answers under ${bucketName(filter)}, ${order}.`;
+}
+
+let renderTimer = null;
+
+/** Chart, filter and table of the bulk results, now. */
+function renderBulk() {
+  clearTimeout(renderTimer);
+  renderTimer = null;
+  $('summary').hidden = bulk.rows.length === 0;
+  $('threshold-wrap').hidden = !bulk.multi;
+  $('threshold-out').value = threshold().toFixed(2);
+  $('bulk-demo').hidden = !(bulk.demo && bulk.rows.length);
+  renderChart();
+  renderTable();
+}
+
+/** renderBulk at most every 300 ms while rows arrive: a thousand answers, a few dozen renders. */
+function scheduleRender() {
+  renderTimer ??= setTimeout(renderBulk, 300);
 }
 
 async function classifyAll() {
@@ -245,54 +423,161 @@ async function classifyAll() {
   $('bulk-cancel').disabled = false;
   $('bulk-progress').hidden = false;
   $('bulk-progress').value = 0;
-  bulkRows = [];
+  let next = null;
   try {
     const c = await classifier();
-    bulkLabels = parseLabels($('labels').value);
-    const options = { hypothesisTemplate: $('template').value, multiLabel: $('multi').checked };
-    const started = performance.now();
-    for (const text of texts) {
-      abort.signal.throwIfAborted();
-      try {
-        bulkRows.push(await c.classify(text, bulkLabels, options));
-      } catch (e) {
-        if (/labels|template/.test(e.message)) throw e; // the same for every row: stop
-        bulkRows.push({ sequence: text, error: e.message });
-      }
-      $('bulk-progress').value = bulkRows.length / texts.length;
-      $('bulk-info').textContent = `${bulkRows.length} of ${texts.length} (${((performance.now() - started) / bulkRows.length).toFixed(0)} ms each)`;
-      if (bulkRows.length % 10 === 0 || bulkRows.length === texts.length) renderTable();
-    }
+    next = { labels: parseLabels($('labels').value), multi: $('multi').checked, demo: loadedDemo, rows: [] };
+    await classifyRows(c, texts, next);
   } catch (e) {
-    if (e.name === 'AbortError') $('bulk-info').textContent = `Cancelled after ${bulkRows.length} of ${texts.length}.`;
+    if (e.name === 'AbortError') $('bulk-info').textContent = `Cancelled after ${next?.rows.length ?? 0} of ${texts.length}.`;
     else showError(e);
   } finally {
-    renderTable();
+    renderBulk();
+    if (bulk === next) saveResults();
     $('bulk-cancel').disabled = true;
     $('bulk-progress').hidden = true;
   }
 }
 
-function download(name, type, text) {
-  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+/** Classifies `texts` into `next`, which replaces the results shown at its first row: a run that
+ * fails before any (no model, bad labels) leaves the last results on screen and kept. */
+async function classifyRows(c, texts, next) {
+  const options = { hypothesisTemplate: $('template').value, multiLabel: next.multi };
+  const started = performance.now();
+  for (const text of texts) {
+    abort.signal.throwIfAborted();
+    try {
+      next.rows.push(await c.classify(text, next.labels, options));
+    } catch (e) {
+      if (/labels|template/.test(e.message)) throw e; // the same for every row: stop
+      next.rows.push({ sequence: text, error: e.message });
+    }
+    if (bulk !== next) [bulk, filter] = [next, null];
+    $('bulk-progress').value = next.rows.length / texts.length;
+    $('bulk-info').textContent = `${next.rows.length} of ${texts.length} (${((performance.now() - started) / next.rows.length).toFixed(0)} ms each)`;
+    scheduleRender();
+  }
+}
+
+/** Keeps the bulk results for the next visit: localStorage when small, else IndexedDB (the other copy
+ * is dropped, so a stale one never wins). Storage that is off or full just means they are not kept. */
+async function saveResults() {
+  const json = JSON.stringify(bulk);
+  try {
+    if (json.length > RESULTS_LOCAL_MAX) throw new RangeError('too big for localStorage');
+    localStorage.setItem(RESULTS, json);
+    await idb('delete').catch(() => {});
+  } catch {
+    try {
+      localStorage.removeItem(RESULTS);
+    } catch {
+      // storage disabled: IndexedDB is likely off too, and the put below fails quietly
+    }
+    await idb('put', json).catch(() => {});
+  }
+}
+
+/** One request on the page's IndexedDB store: 'get', 'put' (`value`) or 'delete' of the kept results. */
+function idb(op, value) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open('zeroshot-page', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('results');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const store = db.transaction('results', op === 'get' ? 'readonly' : 'readwrite').objectStore('results');
+      const request = op === 'put' ? store.put(value, RESULTS) : store[op](RESULTS);
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+      db.close(); // closes once the transaction is done
+    };
+  });
+}
+
+const strings = (a) => Array.isArray(a) && a.every((s) => typeof s === 'string');
+
+/** Kept results as the page can show them, or null; damaged rows are dropped, the others kept. */
+function checkedResults(kept) {
+  if (!kept || typeof kept !== 'object' || !strings(kept.labels) || !kept.labels.length || !Array.isArray(kept.rows)) return null;
+  const { labels } = kept;
+  const scored = (r) => strings(r.labels) && r.labels.length === labels.length && labels.every((l) => r.labels.includes(l))
+    && Array.isArray(r.scores) && r.scores.length === labels.length && r.scores.every(Number.isFinite);
+  const rows = kept.rows.filter((r) => r && typeof r.sequence === 'string' && (typeof r.error === 'string' || scored(r)));
+  return rows.length ? { labels, multi: kept.multi === true, demo: kept.demo === true, rows } : null;
+}
+
+const parsed = (json) => {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return null;
+  }
+};
+
+/** Shows the results kept last time, unless a run has begun meanwhile. */
+async function restoreResults() {
+  let local = null;
+  try {
+    local = localStorage.getItem(RESULTS);
+  } catch {
+    // storage disabled: look in IndexedDB
+  }
+  const kept = checkedResults(parsed(local ?? (await idb('get').catch(() => null))));
+  if (!kept || run || bulk.rows.length) return;
+  bulk = kept;
+  renderBulk();
+  $('bulk-info').textContent = `${kept.rows.length} answer${kept.rows.length === 1 ? '' : 's'} from last time.`;
+}
+
+function downloadBlob(name, blob) {
+  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: name });
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
+const download = (name, type, text) => downloadBlob(name, new Blob([text], { type }));
+const csv = (rows) => `${rows.map((r) => r.map(csvField).join(',')).join('\r\n')}\r\n`;
+
 function exportCsv() {
-  const lines = [['text', 'top_label', 'top_score', ...bulkLabels].map(csvField).join(',')];
-  for (const r of bulkRows) {
-    const scores = bulkLabels.map((l) => (r.error ? '' : r.scores[r.labels.indexOf(l)]));
-    lines.push([r.sequence, r.error ? `error: ${r.error}` : r.labels[0], r.error ? '' : r.scores[0], ...scores].map(csvField).join(','));
+  const lines = [['text', 'top_label', 'top_score', ...bulk.labels]];
+  for (const r of bulk.rows) {
+    const scores = bulk.labels.map((l) => (r.error ? '' : r.scores[r.labels.indexOf(l)]));
+    lines.push([r.sequence, r.error ? `error: ${r.error}` : r.labels[0], r.error ? '' : r.scores[0], ...scores]);
   }
-  download('zeroshot-results.csv', 'text/csv', `${lines.join('\r\n')}\r\n`);
+  download('zeroshot-results.csv', 'text/csv', csv(lines));
 }
 
-function selectTab(bulk) {
-  $('single').hidden = bulk;
-  $('bulk').hidden = !bulk;
-  $('tab-single').setAttribute('aria-selected', String(!bulk));
-  $('tab-bulk').setAttribute('aria-selected', String(bulk));
+/** Answers per label as CSV; `threshold` is the multi-label threshold (empty in single-label mode). */
+function exportSummary() {
+  const sum = summary();
+  const min = bulk.multi ? threshold().toFixed(2) : '';
+  const rows = sum.buckets.map((b) => [b.name, b.count, b.percent.toFixed(1), min]);
+  download('zeroshot-summary.csv', 'text/csv', csv([['label', 'answers', 'percent', 'threshold'], ...rows]));
+}
+
+/** The chart as exported: a fixed width whatever the screen, a margin, and no bucket picked. */
+const exportedSvg = () => new XMLSerializer().serializeToString(chartSvg(summary(), 720, { pad: 24 }));
+
+/** The exported SVG drawn at twice its size onto a canvas, as PNG. */
+async function exportPng() {
+  const url = URL.createObjectURL(new Blob([exportedSvg()], { type: 'image/svg+xml' }));
+  try {
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    const canvas = Object.assign(document.createElement('canvas'), { width: image.width * 2, height: image.height * 2 });
+    canvas.getContext('2d').drawImage(image, 0, 0, canvas.width, canvas.height);
+    downloadBlob('zeroshot-chart.png', await new Promise((resolve) => canvas.toBlob(resolve, 'image/png')));
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+function selectTab(many) {
+  $('single').hidden = many;
+  $('bulk').hidden = !many;
+  $('tab-single').setAttribute('aria-selected', String(!many));
+  $('tab-bulk').setAttribute('aria-selected', String(many));
 }
 
 /**
@@ -331,7 +616,17 @@ function wire() {
   $('csv').addEventListener('change', (e) => e.target.files[0] && importCsv(e.target.files[0]).catch(showError));
   $('column').addEventListener('change', useColumn);
   $('export-csv').addEventListener('click', exportCsv);
-  $('export-json').addEventListener('click', () => download('zeroshot-results.json', 'application/json', JSON.stringify(bulkRows, null, 2)));
+  $('export-json').addEventListener('click', () => download('zeroshot-results.json', 'application/json', JSON.stringify(bulk.rows, null, 2)));
+  $('export-summary').addEventListener('click', exportSummary);
+  $('export-svg').addEventListener('click', () => download('zeroshot-chart.svg', 'image/svg+xml', exportedSvg()));
+  $('export-png').addEventListener('click', () => exportPng().catch(showError));
+  $('threshold').addEventListener('input', renderBulk);
+  $('chart').addEventListener('click', pickBucket);
+  $('chart-filter').addEventListener('click', pickBucket);
+  // The chart is drawn at its box's width (text stays 14 px on a phone): again when that changes.
+  new ResizeObserver(() => bulk.rows.length && renderChart()).observe($('chart'));
+  // A reload during a run keeps the rows so far (at the end of a run they are kept anyway).
+  addEventListener('pagehide', () => run && bulk.rows.length && saveResults());
   $('files').addEventListener('change', (e) => useFiles(e.target.files));
   $('clear-cache').addEventListener('click', async () => {
     await ZeroShotClassifier.clearCache();
@@ -345,6 +640,7 @@ function wire() {
 
 restore();
 wire();
+restoreResults();
 if (!window.isSecureContext) {
   $('model-status').textContent = 'This page is not on a secure origin (https or localhost): WebGPU and the model cache are off, so the model runs on the CPU and downloads on every visit.';
 }

@@ -2,11 +2,14 @@
 // downloads with progress (typeform's refs/pr/3 fallback, a redirect, no Content-Length), the
 // numbers of the `zeroshot` CLI, the cache on reload (and a corrupted entry refetched), no
 // network while classifying, bulk CSV import and export, and bad input shown as messages; damaged
-// downloads refused and not cached, one run and one load at a time, damaged stored inputs ignored.
+// downloads refused and not cached, one run and one load at a time, damaged stored inputs ignored;
+// the bulk chart (counts, threshold, filter, exports, kept across reloads), a failed load's message
+// and the demo models' note.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from './server.mjs';
@@ -24,6 +27,8 @@ let hub;
 let browser;
 
 before(async () => {
+  // The page's demo model, where the build puts it (www/models/ is not committed).
+  if (!existsSync(`${ROOT}/www/models/typeform-layout`)) cpSync(`${ROOT}/tests/fixtures/typeform-layout`, `${ROOT}/www/models/typeform-layout`, { recursive: true });
   site = await serve(ROOT);
   hub = await serveHub(ROOT);
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
@@ -196,7 +201,7 @@ test('bad input shows a message and the next run works', async () => {
   const { ctx, page } = await open('acme/plain-model');
   assert.match((await classify(page, { labels: ' , ' })).error, /no candidate labels/);
   await page.fill('#template', 'no placeholder here');
-  assert.match((await classify(page)).error, /has no \{\} where the label should go/);
+  assert.match((await classify(page)).error, /formatting it with the label changes nothing/);
   await page.fill('#template', 'This example is {}.');
   assert.match((await classify(page, { text: '' })).error, /the text is empty/);
   assertLikeCli(await classify(page), cli('typeform-layout'));
@@ -428,4 +433,238 @@ test('damaged or disabled localStorage: the page works, and the valid stored fie
     assert.ok(got.labels, `${what}: ${got.error}`);
     await ctx.close();
   }
+});
+
+const ANSWERS = ['The parcel came two weeks late.', 'The box was crushed and the cup broke.', 'Too expensive for what it is.',
+  'Great value, arrived early.', 'Support never answered my emails.', 'Wrong size, and returning it costs money.'];
+
+/** Classifies `texts` in the bulk view and returns the rows as exported to JSON (the exact scores). */
+async function bulkRun(page, texts, labels, { multi = false } = {}) {
+  await page.click('#tab-bulk');
+  await page.fill('#labels', labels);
+  await page.setChecked('#multi', multi);
+  await page.fill('#bulk-text', texts.join('\n'));
+  await page.click('#bulk-go');
+  const end = `${texts.length} of ${texts.length}`;
+  await page.waitForFunction((e) => document.getElementById('bulk-info').textContent.startsWith(e) && !document.getElementById('bulk-go').disabled, end);
+  return JSON.parse(readFileSync(await (await downloaded(page, '#export-json')).path(), 'utf8'));
+}
+
+async function downloaded(page, button) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
+  return download;
+}
+
+/** The chart as a screen reader reads it: the [label, answers, percent] rows of its table. */
+const chartTable = (page) => page.$$eval('#chart-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+
+/** What the chart must say for `rows`: answers per label (the top label, or with `threshold` every
+ * label scoring at least that, then '(no label)' for answers none claims), percent of all answers. */
+function expectedChart(rows, labels, threshold = null) {
+  const claims = (r) => (threshold === null ? [r.labels[0]] : r.labels.filter((_, i) => r.scores[i] >= threshold));
+  const counts = labels.map((l) => [l, rows.filter((r) => claims(r).includes(l)).length]);
+  if (threshold !== null) counts.push(['(no label)', rows.filter((r) => claims(r).length === 0).length]);
+  return counts.map(([l, n]) => [l, String(n), `${((100 * n) / rows.length).toFixed(1)}%`]);
+}
+
+/** The table's rows as [number, text, score of `label`]. */
+const tableRows = (page, label) => page.$$eval('#bulk-table', ([table], l) => {
+  const col = [...table.tHead.rows[0].cells].findIndex((th) => th.textContent === l);
+  return [...table.tBodies[0].rows].map((tr) => [Number(tr.cells[0].textContent), tr.cells[1].textContent, Number(tr.cells[col].textContent)]);
+}, label);
+
+test('bulk chart, single label: answers per top label, with percentages, drawn and readable, updated during the run', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  const labels = ['shipping', 'packaging', 'price'];
+  const rows = await bulkRun(page, ANSWERS, labels.join(', '));
+  const want = expectedChart(rows, labels);
+  assert.deepEqual(await chartTable(page), want);
+  assert.equal(want.reduce((sum, [, n]) => sum + Number(n), 0), ANSWERS.length, 'each answer under one label');
+  const svg = await page.$eval('#chart svg', (s) => ({ role: s.getAttribute('role'), label: s.getAttribute('aria-label'), bars: s.querySelectorAll('[data-bucket]').length }));
+  assert.equal(svg.role, 'img');
+  assert.equal(svg.bars, 3, 'one bar per label, no unclaimed bucket in single-label mode');
+  for (const [l, n, pct] of want) assert.ok(svg.label.includes(`${l} ${n} (${pct})`), svg.label);
+  // Each bar is as long as its label's share of the answers.
+  const shares = await page.$$eval('#chart [data-bucket]', (gs) => gs.map((g) => { const [track, fill] = g.querySelectorAll('rect'); return fill.width.baseVal.value / track.width.baseVal.value; }));
+  shares.forEach((share, i) => assert.ok(Math.abs(share - Number(want[i][1]) / ANSWERS.length) < 0.01, `bar ${i}: ${share}`));
+  // During a run the chart shows the answers so far.
+  await page.fill('#bulk-text', Array(300).fill(ANSWERS[0]).join('\n'));
+  await page.click('#bulk-go');
+  const partial = await page.waitForFunction(() => {
+    const heading = document.querySelector('#chart svg')?.getAttribute('aria-label').match(/(\d+) answers/)?.[1];
+    return heading && Number(heading) < 300 && Number(heading) !== 6 && Number(heading);
+  }, null, { polling: 50 });
+  assert.ok(await partial.jsonValue() > 0);
+  await page.waitForFunction(() => /^300 of 300/.test(document.getElementById('bulk-info').textContent));
+  await page.waitForFunction(() => document.getElementById('chart-table').tBodies[0].textContent.includes('100.0%'));
+  await ctx.close();
+});
+
+test('bulk chart, multi-label: the threshold decides which labels count, and the unclaimed bucket', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  const labels = ['shipping', 'packaging', 'price'];
+  const rows = await bulkRun(page, ANSWERS, labels.join(', '), { multi: true });
+  assert.equal(await page.isVisible('#threshold'), true);
+  assert.equal(await page.inputValue('#threshold'), '0.5', 'default 0.5');
+  assert.deepEqual(await chartTable(page), expectedChart(rows, labels, 0.5));
+  const scores = rows.flatMap((r) => r.scores).sort((a, b) => a - b);
+  const middle = (Math.round(scores[Math.floor(scores.length / 2)] * 20) / 20).toFixed(2);
+  for (const t of ['0', '1', middle]) {
+    await page.fill('#threshold', t);
+    assert.deepEqual(await chartTable(page), expectedChart(rows, labels, Number(t)), `threshold ${t}`);
+    assert.match(await page.getAttribute('#chart svg', 'aria-label'), new RegExp(`labels scoring ≥ ${Number(t).toFixed(2)}`));
+  }
+  await page.fill('#threshold', '0');
+  assert.deepEqual((await chartTable(page)).map((r) => r[1]), ['6', '6', '6', '0'], 'every label claims every answer');
+  await page.fill('#threshold', '1');
+  assert.deepEqual((await chartTable(page)).map((r) => r[1]), ['0', '0', '0', '6'], 'none does');
+  await ctx.close();
+});
+
+test('bulk chart: a bar (mouse) or its button (keyboard) filters the table to its answers, best score first', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  const labels = ['shipping', 'packaging', 'price'];
+  const rows = await bulkRun(page, ANSWERS, labels.join(', '));
+  const counts = expectedChart(rows, labels).map((r) => Number(r[1]));
+  const biggest = counts.indexOf(Math.max(...counts));
+  const label = labels[biggest];
+  const score = (r) => r.scores[r.labels.indexOf(label)];
+  const want = rows.map((r, i) => [i + 1, r.sequence, Number(score(r).toFixed(3)), r.labels[0]]).filter((r) => r[3] === label)
+    .sort((a, b) => b[2] - a[2]).map((r) => r.slice(0, 3));
+  await page.click(`#chart svg [data-bucket="${biggest}"] text`);
+  assert.deepEqual(await tableRows(page, label), want);
+  assert.equal(await page.$eval('#bulk-table th[aria-sort="descending"]', (th) => th.textContent), label);
+  assert.equal(await page.textContent('#filter-info'), `Showing the ${want.length} answers under ${label}, highest score first.`);
+  assert.equal(await page.getAttribute(`#chart-filter [data-bucket="${biggest}"]`, 'aria-pressed'), 'true');
+  await page.click(`#chart svg [data-bucket="${biggest}"] text`); // again: all answers
+  assert.equal((await tableRows(page, label)).length, ANSWERS.length);
+  // The keyboard: Tab to a label's button and press Enter; the focus stays on it.
+  const other = (biggest + 1) % 3;
+  await page.focus(`#chart-filter [data-bucket="${biggest}"]`);
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  const shown = await tableRows(page, labels[other]);
+  assert.equal(shown.length, counts[other]);
+  assert.deepEqual(shown.map((r) => r[2]), shown.map((r) => r[2]).sort((a, b) => b - a));
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.bucket), String(other));
+  await page.focus('#chart-filter [data-bucket="all"]');
+  await page.keyboard.press('Enter');
+  assert.equal((await tableRows(page, label)).length, ANSWERS.length);
+  assert.equal(await page.textContent('#filter-info'), '');
+  await ctx.close();
+});
+
+test('bulk chart exports: summary CSV (formula-like labels as text), SVG, and PNG', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  const labels = ['shipping', '-minus', '=cmd'];
+  const rows = await bulkRun(page, ANSWERS, labels.join(', '), { multi: true });
+  await page.fill('#threshold', '0.3');
+  const summary = readFileSync(await (await downloaded(page, '#export-summary')).path(), 'utf8');
+  assert.ok(summary.endsWith('\r\n'));
+  const want = expectedChart(rows, labels, 0.3).map(([l, n, pct]) => [l.replace(/^[-=]/, "'$&"), n, pct.slice(0, -1), '0.30']);
+  assert.deepEqual(summary.trim().split('\r\n').map((l) => l.split(',')), [['label', 'answers', 'percent', 'threshold'], ...want]);
+  const svg = readFileSync(await (await downloaded(page, '#export-svg')).path(), 'utf8');
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="768" height="\d+"/);
+  for (const l of ['shipping', '-minus', '=cmd', '(no label)']) assert.ok(svg.includes(`>${l}</text>`), `${l} in the SVG`);
+  const png = readFileSync(await (await downloaded(page, '#export-png')).path());
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'the PNG signature');
+  assert.equal(png.readUInt32BE(16), 1536, 'the 720-px chart and its margins at twice the size');
+  assert.equal(await page.textContent('#error'), '');
+  await ctx.close();
+});
+
+test('bulk results survive a reload: small ones in localStorage, big ones in IndexedDB', async () => {
+  const { ctx, page } = await open('acme/plain-model');
+  const labels = ['shipping', 'packaging', 'price'];
+  await bulkRun(page, ANSWERS, labels.join(', '), { multi: true });
+  await page.fill('#threshold', '0.35');
+  const before = { chart: await chartTable(page), table: await tableRows(page, 'price') };
+  await page.reload();
+  await page.click('#tab-bulk');
+  await page.waitForFunction(() => document.getElementById('bulk-info').textContent === '6 answers from last time.');
+  assert.equal(await page.inputValue('#threshold'), '0.35');
+  assert.deepEqual({ chart: await chartTable(page), table: await tableRows(page, 'price') }, before);
+  // 12 answers of 90,000 characters: over the page's localStorage share for results.
+  const long = Array.from({ length: 12 }, (_, i) => `${i} ${'late parcel '.repeat(7500)}`);
+  await bulkRun(page, long, labels.join(', '));
+  await page.waitForFunction(() => localStorage.getItem('zeroshot-bulk-v1') === null);
+  await page.reload();
+  await page.click('#tab-bulk');
+  await page.waitForFunction(() => document.getElementById('bulk-info').textContent === '12 answers from last time.');
+  assert.deepEqual((await tableRows(page, 'price')).map((r) => r[1]), long);
+  await ctx.close();
+});
+
+test('damaged stored results: the page starts, shows the rows that are whole, and keeps the inputs', async () => {
+  const good = { sequence: 'Late again.', labels: ['price', 'shipping'], scores: [0.6, 0.4], truncated: false };
+  const results = (rows, extra = {}) => JSON.stringify({ labels: ['shipping', 'price'], multi: false, rows, ...extra });
+  const damaged = {
+    'not JSON': ['{"labels": ["a"', 0],
+    'labels not strings': [JSON.stringify({ labels: [1, 2], rows: [good] }), 0],
+    'rows not a list': [JSON.stringify({ labels: ['shipping', 'price'], rows: { 0: good } }), 0],
+    'some rows damaged': [results([good, null, { sequence: 'x', labels: ['price'], scores: [1] }, { ...good, scores: [null, 0.4] }, { sequence: 'Broke.', error: 'boom' }]), 2],
+  };
+  for (const [what, [value, shown]] of Object.entries(damaged)) {
+    const context = await browser.newContext();
+    await context.addInitScript(([v, inputs]) => {
+      localStorage.setItem('zeroshot-bulk-v1', v);
+      localStorage.setItem('zeroshot-page-v1', inputs);
+    }, [value, JSON.stringify({ labels: 'my labels', 'bulk-text': 'my answer' })]);
+    const { ctx, page } = await open('acme/plain-model', { context });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.click('#tab-bulk');
+    await page.waitForTimeout(300); // IndexedDB is asked when localStorage has nothing usable
+    assert.equal(await page.locator('#bulk-table tbody tr').count(), shown, what);
+    if (shown) assert.deepEqual(await chartTable(page), [['shipping', '0', '0.0%'], ['price', '1', '50.0%'], ['(failed)', '1', '50.0%']], what);
+    assert.deepEqual([await page.inputValue('#labels'), await page.inputValue('#bulk-text')], ['my labels', 'my answer'], what);
+    assert.deepEqual(errors, [], what);
+    await ctx.close();
+  }
+  const { ctx, page } = await open('acme/plain-model');
+  await page.evaluate(() => new Promise((resolve) => {
+    const request = indexedDB.open('zeroshot-page', 1);
+    request.onupgradeneeded = () => request.result.createObjectStore('results');
+    request.onsuccess = () => { request.result.transaction('results', 'readwrite').objectStore('results').put('{"labels": [', 'zeroshot-bulk-v1').onsuccess = resolve; };
+  }));
+  await page.reload();
+  await page.click('#tab-bulk');
+  assert.equal(await page.locator('#bulk-table tbody tr').count(), 0);
+  assert.equal((await bulkRun(page, ANSWERS.slice(0, 2), 'shipping, price')).length, 2, 'a damaged IndexedDB entry does not stop a run');
+  await ctx.close();
+});
+
+/** A loopback port where nothing listens: fetches to it fail as they do with no network. */
+async function deadPort() {
+  const server = createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('a failed load says so; without network it points to the demo models, which say their scores mean nothing', async () => {
+  const { ctx, page } = await open('acme/plain-model', { hubUrl: `http://127.0.0.1:${await deadPort()}` });
+  const offline = (await classify(page)).error;
+  assert.match(offline, /cannot fetch .*config\.json: Failed to fetch\nNo network\? The demo models in \.\/models\/ work offline: enter \.\/models\/typeform-layout\//);
+  assert.match(offline, /Their weights are random, so their scores mean nothing\./);
+  assert.equal(await page.textContent('#model-status'), 'Could not load acme/plain-model.');
+  await page.goto(`${site.url}/www/index.html?${new URLSearchParams({ model: 'acme/does-not-exist', hub: hub.url, backend: 'cpu' })}`);
+  await page.waitForFunction(() => document.documentElement.dataset.threads);
+  const missing = (await classify(page)).error;
+  assert.match(missing, /HTTP 404/);
+  assert.doesNotMatch(missing, /No network/, 'an HTTP error is not a network problem');
+  assert.equal(await page.textContent('#model-status'), 'Could not load acme/does-not-exist.');
+  // The demo model: a note with the notes, under the result, and over the bulk results.
+  await page.fill('#model', './models/typeform-layout/');
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  assert.match(await page.textContent('#notes'), /demo model with random weights: its scores mean nothing/);
+  assert.equal(await page.isVisible('#single-demo'), true);
+  await bulkRun(page, ANSWERS.slice(0, 2), 'shipping, price');
+  assert.equal(await page.isVisible('#bulk-demo'), true);
+  await page.click('#tab-single');
+  await page.fill('#model', 'acme/plain-model');
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  assert.equal(await page.isVisible('#single-demo'), false, 'a real model has no note');
+  await ctx.close();
 });
