@@ -37,6 +37,11 @@ export interface LoadOptions {
   /** Most CPU threads (default 0: every core). Several need the relaxed build on a cross-origin isolated page; else one. */
   threads?: number;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * For tests; not part of the API. Lets 'auto' take a software (fallback) WebGPU adapter such as SwiftShader,
+   * which it otherwise leaves for the faster CPU path.
+   */
+  _allowFallbackAdapter?: boolean;
 }
 
 export interface ClassifyOptions {
@@ -65,7 +70,7 @@ export class ZeroShotClassifier {
   static clearCache(): Promise<void>;
   /** Things worth telling the user about the load (revision fallback, cache failures, insecure origin). */
   readonly notes: string[];
-  /** What actually runs. */
+  /** What actually runs; after the GPU failed under 'auto' (a lost device, say), 'cpu'. */
   readonly backend: 'webgpu' | 'cpu';
   /** The wasm build in use. */
   readonly wasm: 'relaxed' | 'simd128';
@@ -78,6 +83,14 @@ export class ZeroShotClassifier {
     options?: ClassifyOptions & { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
   ): AsyncGenerator<Classification>;
   dispose(): void;
+  /**
+   * For tests; not part of the API. Runs the wasm test hook: 'trap' makes the wasm instance trap (the call and
+   * every pending one reject; the next call restarts the worker), 'lose-device' destroys the GPU device during
+   * the next classify call (it rejects on the CPU backend).
+   */
+  _test(action: 'trap' | 'lose-device'): Promise<void>;
+  /** For tests; not part of the API. The size of the worker's wasm memory, which only grows. */
+  _stats(): Promise<{ wasmMemoryBytes: number }>;
 }
 
 /**

@@ -94,9 +94,10 @@ export class ZeroShotClassifier {
    * isolated page (see the README), else it runs on one. Downloads are checked before they are cached
    * (JSON files parse to an object, vocab.txt is UTF-8, the safetensors header fits the file, and the
    * bytes hash to the Hub's X-Linked-Etag where it sends one): a damaged file rejects, naming it, and
-   * is downloaded again by the next load.
+   * is downloaded again by the next load. `_allowFallbackAdapter` is for tests only, not part of the API:
+   * 'auto' then takes a software WebGPU adapter (SwiftShader), which it otherwise leaves for the CPU path.
    */
-  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', threads = 0, onProgress } = {}) {
+  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', threads = 0, onProgress, _allowFallbackAdapter = false } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw new Error(`ZeroShotClassifier.load: backend must be 'auto', 'webgpu' or 'cpu', not ${JSON.stringify(backend)}`);
     }
@@ -107,7 +108,7 @@ export class ZeroShotClassifier {
       throw new Error(`ZeroShotClassifier.load: threads must be a whole number >= 0, not ${JSON.stringify(threads)}`);
     }
     const source = files ? { kind: 'files', files: Array.from(files) } : sourceOf(model, revision, hub);
-    const clf = new ZeroShotClassifier({ source, backend, wasm, threads, onProgress });
+    const clf = new ZeroShotClassifier({ source, backend, wasm, threads, onProgress, allowFallbackAdapter: _allowFallbackAdapter === true });
     await clf.#start();
     return clf;
   }
@@ -122,7 +123,7 @@ export class ZeroShotClassifier {
     return this.#notes;
   }
 
-  /** 'webgpu' or 'cpu': what actually runs. */
+  /** 'webgpu' or 'cpu': what actually runs (after a GPU failure under 'auto', 'cpu'). */
   get backend() {
     return this.#backend;
   }
@@ -146,7 +147,25 @@ export class ZeroShotClassifier {
     }
     await this.#start();
     const reply = await this.#call({ op: 'classify', text, labels: list, template: hypothesisTemplate, multiLabel });
+    // The worker may have moved to the CPU during the call (the GPU device lost under 'auto').
+    this.#backend = reply.backend;
+    this.#threads = reply.threads;
     return reply.result;
+  }
+
+  /** For tests; not part of the API. Runs the wasm test hook: 'trap' (a wasm trap, as a bug would cause)
+   * or 'lose-device' (the GPU device is destroyed during the next classify call). */
+  async _test(action) {
+    await this.#start();
+    await this.#call({ op: 'test', action });
+  }
+
+  /** For tests; not part of the API. {wasmMemoryBytes}: the size of the worker's wasm memory, which
+   * only grows, so a leak across many calls shows as growth. */
+  async _stats() {
+    await this.#start();
+    const { wasmMemoryBytes } = await this.#call({ op: 'stats' });
+    return { wasmMemoryBytes };
   }
 
   /** Classifies many texts in order, yielding each result; stops when `signal` aborts. */
@@ -177,12 +196,12 @@ export class ZeroShotClassifier {
       this.#worker = new Worker(new URL('./zeroshot.worker.js', import.meta.url), { type: 'module' });
       this.#worker.onmessage = ({ data }) => this.#receive(data);
       this.#worker.onerror = (e) => this.#crash(new Error(`the model's worker failed: ${e.message ?? 'unknown error'}`));
-      const { source, backend, wasm, threads, onProgress } = this.#options;
+      const { source, backend, wasm, threads, onProgress, allowFallbackAdapter } = this.#options;
       this.#starting = (async () => {
         // Picked files are read again on each start (after a crash too): File objects are only handles.
         const wire = source.kind === 'files' ? { kind: 'files', files: await readFiles(source.files) } : source;
         const transfer = wire.kind === 'files' ? Object.values(wire.files) : [];
-        const reply = await this.#call({ op: 'load', source: wire, backend, wasm, threads }, onProgress, transfer);
+        const reply = await this.#call({ op: 'load', source: wire, backend, wasm, threads, allowFallbackAdapter }, onProgress, transfer);
         this.#backend = reply.backend;
         this.#wasm = reply.wasm;
         this.#threads = reply.threads;
@@ -207,9 +226,8 @@ export class ZeroShotClassifier {
     if (progress) return call.onProgress?.(progress);
     this.#pending.delete(id);
     if (ok) return call.resolve(rest);
-    const err = new Error(crashed ? `zeroshot crashed: ${error}; it restarts on the next call` : error);
-    call.reject(err);
-    if (crashed) this.#crash(err);
+    call.reject(new Error(crashed ? `zeroshot crashed: ${error}; it restarts on the next call` : error));
+    if (crashed) this.#crash(new Error(`zeroshot crashed during an earlier call: ${error}; it restarts on the next call`));
   }
 
   /** A trap killed the wasm instance: fail what is pending; the next call starts afresh. */

@@ -1,11 +1,15 @@
 // The model's worker: gets a model's files (from the Hub or a folder URL, through Cache Storage,
 // or picked by the user), builds the wasm classifier and runs calls one at a time.
-// Messages in: {id, op: 'load', source, backend, wasm, threads} | {id, op: 'classify', text, labels, template,
-// multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
-// {kind: 'files', files: {name: ArrayBuffer}}. Messages out: {id, progress} while loading, then
-// {id, ok, ...} or {id, error, crashed} (crashed: the wasm instance trapped or the model is lost; replace this worker).
+// Messages in: {id, op: 'load', source, backend, wasm, threads, allowFallbackAdapter} | {id, op: 'classify', text,
+// labels, template, multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
+// {kind: 'files', files: {name: ArrayBuffer}}; for tests only, {id, op: 'test', action} (the wasm test hook:
+// 'trap' or 'lose-device') and {id, op: 'stats'}. Messages out: {id, progress} while loading, then {id, ok, ...}
+// (load and classify say the backend and threads in use) or {id, error, crashed} (crashed: the wasm instance
+// trapped or the model is lost; replace this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
 let wasmBuild = null;
+let wasmMemory = null; // the instance's memory, for the tests' stats
+let trapped = null; // the trap's message once the instance has trapped: its state is unknown, so nothing runs on it
 let threads = 1; // the CPU's threads: the relaxed build's pool where the page is cross-origin isolated
 let classifier = null;
 let loaded = null; // {model, backend} of the current classifier, to rebuild it on the CPU
@@ -192,13 +196,14 @@ async function fetchModel(source, progress, notes) {
   return { config, weights, tokenizerJson, vocab, tokenizerConfig };
 }
 
-/** 'auto' means WebGPU on a real GPU; a fallback (software) adapter is slower than our CPU path. */
-async function resolveBackend(backend) {
+/** 'auto' means WebGPU on a real GPU; a fallback (software) adapter is slower than our CPU path. Tests
+ * set `allowFallbackAdapter` so that 'auto' takes SwiftShader, the only adapter headless Chromium has. */
+async function resolveBackend(backend, allowFallbackAdapter) {
   if (backend !== 'auto') return backend;
   if (!self.navigator.gpu) return 'cpu';
   const adapter = await self.navigator.gpu.requestAdapter();
   const fallback = adapter && (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
-  return adapter && !fallback ? 'webgpu' : 'cpu';
+  return adapter && (!fallback || allowFallbackAdapter) ? 'webgpu' : 'cpu';
 }
 
 /** A tiny module using f32x4.relaxed_madd: it validates where the browser has relaxed SIMD. */
@@ -224,7 +229,7 @@ async function initWasm(wanted = 'auto', maxThreads = 0) {
   if (!['relaxed', 'simd128'].includes(name)) throw new Error(`unknown wasm build ${JSON.stringify(name)}`);
   if (name === 'relaxed' && !hasRelaxedSimd()) throw new Error('this browser has no WebAssembly relaxed SIMD: use the simd128 build');
   const pkg = await import(`./pkg/${name}/zeroshot.js`);
-  await pkg.default();
+  wasmMemory = (await pkg.default()).memory;
   const cores = maxThreads > 0 ? maxThreads : (self.navigator.hardwareConcurrency || 1);
   if (name === 'relaxed' && self.crossOriginIsolated && cores > 1) {
     await pkg.initThreadPool(cores);
@@ -239,8 +244,8 @@ async function build(files, backend) {
 }
 
 /** Builds on `backend`; under 'auto', any GPU failure falls back to the CPU. */
-async function buildOn(files, backend) {
-  const wanted = await resolveBackend(backend);
+async function buildOn(files, backend, allowFallbackAdapter) {
+  const wanted = await resolveBackend(backend, allowFallbackAdapter);
   try {
     return await build(files, wanted);
   } catch (e) {
@@ -249,7 +254,10 @@ async function buildOn(files, backend) {
   }
 }
 
-async function load({ source, backend, wasm, threads: maxThreads }, progress) {
+/** What runs now, for the page: a classify call can end on another backend than the load (the GPU lost). */
+const running = () => ({ backend: classifier.backend, threads: classifier.backend === 'cpu' ? threads : 0 });
+
+async function load({ source, backend, wasm, threads: maxThreads, allowFallbackAdapter }, progress) {
   // Whatever was loaded goes first, so a load that fails leaves "no model is loaded", never a mix.
   classifier?.free();
   classifier = null;
@@ -257,10 +265,9 @@ async function load({ source, backend, wasm, threads: maxThreads }, progress) {
   await initWasm(wasm, maxThreads);
   const notes = [];
   if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
-  const built = await buildOn(await fetchModel(source, progress, notes), backend);
-  classifier = built;
+  classifier = await buildOn(await fetchModel(source, progress, notes), backend, allowFallbackAdapter);
   loaded = { source, backend };
-  return { backend: built.backend, wasm: wasmBuild, threads: built.backend === 'cpu' ? threads : 0, notes };
+  return { ...running(), wasm: wasmBuild, notes };
 }
 
 async function classify({ text, labels, template, multiLabel }) {
@@ -279,22 +286,33 @@ async function classify({ text, labels, template, multiLabel }) {
   }
 }
 
+/** Test-only operations: the wasm test hook, and the instance's memory (it only grows, so a leak shows). */
+function testOp({ op, action }) {
+  if (op === 'stats') return { wasmMemoryBytes: wasmMemory?.buffer.byteLength ?? 0 };
+  if (!classifier) throw new Error('no model is loaded');
+  classifier.testHook(action);
+  return {};
+}
+
+async function run(msg, id) {
+  if (trapped) throw new WebAssembly.RuntimeError(trapped);
+  if (msg.op === 'load') return load(msg, (p) => self.postMessage({ id, progress: p }));
+  if (msg.op === 'classify') return { result: await classify(msg), ...running() };
+  if (msg.op === 'test' || msg.op === 'stats') return testOp(msg);
+  throw new Error(`unknown operation ${msg.op}`);
+}
+
 async function handle(msg) {
   const { id, op } = msg;
   try {
-    if (op === 'load') {
-      const info = await load(msg, (p) => self.postMessage({ id, progress: p }));
-      self.postMessage({ id, ok: true, ...info });
-    } else if (op === 'classify') {
-      self.postMessage({ id, ok: true, result: await classify(msg) });
-    } else {
-      throw new Error(`unknown operation ${op}`);
-    }
+    self.postMessage({ id, ok: true, ...(await run(msg, id)) });
   } catch (e) {
     // A trap killed the instance, or the model is gone (its CPU rebuild failed): either way zeroshot.js
     // replaces this worker, which loads the model afresh on the next call.
-    const crashed = e instanceof WebAssembly.RuntimeError || (op === 'classify' && !classifier);
-    self.postMessage({ id, error: String(e?.message ?? e), crashed });
+    const trap = e instanceof WebAssembly.RuntimeError;
+    if (trap) trapped ??= e.message;
+    const error = trap ? `the wasm instance trapped (${trapped})` : String(e?.message ?? e);
+    self.postMessage({ id, error, crashed: trap || (op === 'classify' && !classifier) });
   }
 }
 
