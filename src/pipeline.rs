@@ -162,8 +162,8 @@ impl<B: Backend> ZeroShotClassifier<B> {
         self.logits_of(&encodings.iter().map(|e| &e.ids[..]).collect::<Vec<_>>()).await
     }
 
-    /// Logits for id sequences, [sequences][num_labels]. Each forward takes as many sequences as
-    /// fit the backend's rows once padded to the longest of them; sorted input pads little.
+    /// Logits for id sequences, [sequences][num_labels], in forwards of the sizes [`fitting`]
+    /// picks (sorted input pads little).
     async fn logits_of(&mut self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let (num_labels, max_rows) = (self.model.config.num_labels(), self.model.max_rows());
         let mut out = Vec::with_capacity(sequences.len());
@@ -192,13 +192,15 @@ impl<B: Backend> ZeroShotClassifier<B> {
     }
 }
 
-/// How many of `sequences` one forward takes: the longest prefix whose padded size (count x its
-/// longest) fits `max_rows`, and at least one.
+/// How many of `sequences` (shortest first) one forward takes: while the padded size (count x the
+/// longest) fits `max_rows` and the longest is at most 5/4 of the shortest, so padding wastes at
+/// most a fifth of the work; at least one.
 fn fitting(sequences: &[&[u32]], max_rows: usize) -> usize {
+    let shortest = sequences.first().map_or(1, |s| s.len().max(1));
     let mut longest = 1;
     for (i, s) in sequences.iter().enumerate() {
         longest = longest.max(s.len());
-        if (i + 1) * longest > max_rows {
+        if (i + 1) * longest > max_rows || longest * 4 > shortest * 5 {
             return i.max(1);
         }
     }
