@@ -6,7 +6,8 @@
 #                     elsewhere this build runs on one thread.
 #   www/pkg/simd128/  simd128, one thread: Safari, Firefox and older browsers.
 # The worker validates a tiny relaxed-SIMD module at load and imports the build the browser can
-# run. After this, www/ is a self-contained static site; any static host serves it (no special headers).
+# run. After this, www/ is a self-contained static site; any static host serves it (no special headers),
+# with the demo models in www/models/ and the service worker's shell list in www/pkg/shell.js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen crate in Cargo.lock
@@ -38,3 +39,20 @@ build() {
 }
 build simd128 stable "" "-C target-feature=+simd128" ""
 build relaxed "$NIGHTLY" "$THREADS_CARGO_ARGS" "$THREADS_RUSTFLAGS" "--enable-relaxed-simd --enable-threads"
+
+# Tiny demo models (random weights, real vocabulary): the built site works with no network.
+mkdir -p www/models
+for m in typeform-layout tokenizer-json f16-relu; do
+    rm -rf "www/models/$m" && cp -r "tests/fixtures/$m" "www/models/$m"
+done
+
+# The service worker's app shell (www/sw.js imports it): every file the page runs on, and a version
+# that changes with any byte of them, so a deploy is one new shell and never a mix of two.
+(
+    cd www
+    files=$(printf '%s\n' index.html app.js style.css zeroshot.js zeroshot.worker.js; find pkg -type f ! -name shell.js | sort)
+    version=$(echo "$files" | xargs cat | sha256sum | cut -c1-16)
+    list=$(echo "$files" | sed 's/.*/"&"/' | paste -sd, -)
+    printf 'self.SHELL = { version: "%s", files: [%s] };\n' "$version" "$list" >pkg/shell.js
+    echo "www/pkg/shell.js: shell $version, $(echo "$files" | wc -l) files"
+)

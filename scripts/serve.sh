@@ -4,12 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # wasm-opt (npm's binaryen) shrinks the wasm when npm is there; the build works without it.
 if command -v npm >/dev/null && ! [ -d node_modules/binaryen ]; then npm ci --no-audit --no-fund || true; fi
-bash scripts/build-web.sh
-# Tiny demo models (random weights, real vocabulary) so the page works offline out of the box.
-mkdir -p www/models
-for m in typeform-layout tokenizer-json f16-relu; do
-    rm -rf "www/models/$m" && cp -r "tests/fixtures/$m" "www/models/$m"
-done
+bash scripts/build-web.sh # www/ with the demo models in www/models/
 PORT="${PORT:-8080}"
 echo "zeroshot: serving www/ at http://localhost:$PORT/"
 exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory www

@@ -38,6 +38,11 @@ impl<B: Backend> DistilBert<B> {
         &mut self.backend
     }
 
+    /// Padding rows a forward may carry for free (see [`Backend::padding_allowance`]).
+    pub fn padding_allowance(&self) -> usize {
+        self.backend.padding_allowance()
+    }
+
     /// Most token rows one forward may take (the pipeline splits larger batches).
     pub fn max_rows(&self) -> usize {
         self.backend.max_rows(&self.config)

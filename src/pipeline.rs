@@ -166,10 +166,11 @@ impl<B: Backend> ZeroShotClassifier<B> {
     /// picks (sorted input pads little).
     async fn logits_of(&mut self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let (num_labels, max_rows) = (self.model.config.num_labels(), self.model.max_rows());
+        let allowance = self.model.padding_allowance();
         let mut out = Vec::with_capacity(sequences.len());
         let mut rest = sequences;
         while !rest.is_empty() {
-            let take = fitting(rest, max_rows);
+            let take = fitting(rest, max_rows, allowance);
             let (chunk, tail) = rest.split_at(take);
             let ids: Vec<Vec<u32>> = chunk.iter().map(|s| s.to_vec()).collect();
             let flat = self.model.forward(&Batch::pad(&ids)).await?;
@@ -193,14 +194,17 @@ impl<B: Backend> ZeroShotClassifier<B> {
 }
 
 /// How many of `sequences` (shortest first) one forward takes: while the padded size (count x the
-/// longest) fits `max_rows` and the longest is at most 5/4 of the shortest, so padding wastes at
-/// most a fifth of the work; at least one.
-fn fitting(sequences: &[&[u32]], max_rows: usize) -> usize {
+/// longest) fits `max_rows`, and either the longest is at most 9/8 of the shortest (padding wastes
+/// at most a ninth, which the CPU's larger matmuls win back) or the padding is at most `allowance`
+/// rows (the fixed cost of another forward); at least one.
+fn fitting(sequences: &[&[u32]], max_rows: usize, allowance: usize) -> usize {
     let shortest = sequences.first().map_or(1, |s| s.len().max(1));
-    let mut longest = 1;
+    let (mut longest, mut tokens) = (1, 0);
     for (i, s) in sequences.iter().enumerate() {
         longest = longest.max(s.len());
-        if (i + 1) * longest > max_rows || longest * 4 > shortest * 5 {
+        tokens += s.len();
+        let padded = (i + 1) * longest;
+        if padded > max_rows || (longest * 8 > shortest * 9 && padded - tokens > allowance) {
             return i.max(1);
         }
     }

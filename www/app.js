@@ -131,11 +131,39 @@ async function loadModel(key) {
   }
   loadedKey = key;
   loadedDemo = isDemo(options.model);
+  renderStored();
   const cpu = `the CPU (${clf.wasm === 'relaxed' ? 'relaxed SIMD' : 'SIMD'}, ${clf.threads} thread${clf.threads === 1 ? '' : 's'})`;
   $('model-status').textContent = `Ready: ${what}, running on ${clf.backend === 'webgpu' ? 'WebGPU' : cpu}.`;
   const notes = loadedDemo ? ['This is a demo model with random weights: its scores mean nothing.', ...clf.notes] : clf.notes;
   $('notes').replaceChildren(...notes.map((n) => Object.assign(document.createElement('li'), { textContent: n })));
   return clf;
+}
+
+/** The models kept on this device (Cache Storage), each with its size and a Remove button; after a
+ * model was stored, the browser is asked to keep them (else it may evict them: Safari after a week). */
+async function renderStored() {
+  const models = await ZeroShotClassifier.cachedModels().catch(() => []);
+  const total = models.reduce((sum, m) => sum + m.bytes, 0);
+  $('stored-count').textContent = models.length ? `(${models.length}, ${mb(total)})` : '(none)';
+  $('stored-list').replaceChildren(...models.map(storedItem));
+  if (!models.length || !navigator.storage?.persist) return;
+  const kept = (await navigator.storage.persisted()) || (await navigator.storage.persist());
+  $('stored-note').textContent = kept ? 'The browser keeps them until you remove them.' : 'The browser may remove them when space runs low.';
+}
+
+function storedItem(m) {
+  const name = m.kind === 'hub' ? `${m.id} @ ${m.revision}${m.host === 'huggingface.co' ? '' : ` from ${m.host}`}` : m.url;
+  const item = document.createElement('li');
+  const remove = Object.assign(document.createElement('button'), { type: 'button', className: 'link', textContent: 'Remove' });
+  remove.setAttribute('aria-label', `Remove ${name}`);
+  remove.addEventListener('click', () => ZeroShotClassifier.removeCachedModel(m.key).then(renderStored, showError));
+  item.append(Object.assign(document.createElement('span'), { textContent: `${name} · ${mb(m.bytes)}` }), remove);
+  return item;
+}
+
+/** Offline: no network interface, or the last load failed to reach the network. */
+function showOffline(offline = !navigator.onLine) {
+  $('offline').hidden = !offline;
 }
 
 /** Whether `model` (a Hub id or a folder URL, as zeroshot.js tells them apart) is one of the demo models. */
@@ -146,6 +174,7 @@ function isDemo(model) {
 /** A load that failed for want of a network says that the demo models need none (unless it was one). */
 function withOfflineHint(e, model) {
   const network = /Failed to fetch|NetworkError|Load failed/i.test(e.message) || !navigator.onLine;
+  showOffline(network);
   return model && network && !isDemo(model) ? new Error(`${e.message}\n${OFFLINE_HINT}`) : e;
 }
 
@@ -442,16 +471,11 @@ async function classifyAll() {
 /** Classifies `texts` into `next`, which replaces the results shown at its first row: a run that
  * fails before any (no model, bad labels) leaves the last results on screen and kept. */
 async function classifyRows(c, texts, next) {
-  const options = { hypothesisTemplate: $('template').value, multiLabel: next.multi };
+  const options = { hypothesisTemplate: $('template').value, multiLabel: next.multi, signal: abort.signal };
   const started = performance.now();
-  for (const text of texts) {
-    abort.signal.throwIfAborted();
-    try {
-      next.rows.push(await c.classify(text, next.labels, options));
-    } catch (e) {
-      if (/labels|template/.test(e.message)) throw e; // the same for every row: stop
-      next.rows.push({ sequence: text, error: e.message });
-    }
+  // Batches of texts share forwards; a text's own failure is its row, a shared one (labels, template) stops the run.
+  for await (const row of c.classifyMany(texts, next.labels, options)) {
+    next.rows.push(row);
     if (bulk !== next) [bulk, filter] = [next, null];
     $('bulk-progress').value = next.rows.length / texts.length;
     $('bulk-info').textContent = `${next.rows.length} of ${texts.length} (${((performance.now() - started) / next.rows.length).toFixed(0)} ms each)`;
@@ -630,8 +654,11 @@ function wire() {
   $('files').addEventListener('change', (e) => useFiles(e.target.files));
   $('clear-cache').addEventListener('click', async () => {
     await ZeroShotClassifier.clearCache();
-    $('model-status').textContent = 'Cached models cleared.';
+    $('model-status').textContent = 'Cached models removed.';
+    renderStored();
   });
+  addEventListener('online', () => showOffline());
+  addEventListener('offline', () => showOffline());
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
@@ -641,6 +668,8 @@ function wire() {
 restore();
 wire();
 restoreResults();
+renderStored();
+showOffline();
 if (!window.isSecureContext) {
   $('model-status').textContent = 'This page is not on a secure origin (https or localhost): WebGPU and the model cache are off, so the model runs on the CPU and downloads on every visit.';
 }

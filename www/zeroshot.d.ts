@@ -60,6 +60,17 @@ export interface Classification {
   truncated: boolean;
 }
 
+/** A text of a batch that could not be classified, and why. */
+export interface TextError {
+  sequence: string;
+  error: string;
+}
+
+/** A model kept in Cache Storage: a Hub model by host, id and revision, or a folder URL's. */
+export type CachedModel =
+  | { key: string; kind: 'hub'; host: string; id: string; revision: string; bytes: number }
+  | { key: string; kind: 'url'; url: string; bytes: number };
+
 export class ZeroShotClassifier {
   /**
    * Downloads are checked before they are cached (JSON objects, UTF-8 vocab.txt, a safetensors header that
@@ -68,6 +79,10 @@ export class ZeroShotClassifier {
   static load(options?: LoadOptions): Promise<ZeroShotClassifier>;
   /** Deletes every model kept in Cache Storage. */
   static clearCache(): Promise<void>;
+  /** The models kept in Cache Storage, with their size in bytes. */
+  static cachedModels(): Promise<CachedModel[]>;
+  /** Deletes one model's files from Cache Storage. */
+  static removeCachedModel(key: string): Promise<void>;
   /** Things worth telling the user about the load (revision fallback, cache failures, insecure origin). */
   readonly notes: string[];
   /** What actually runs; after the GPU failed under 'auto' (a lost device, say), 'cpu'. */
@@ -77,11 +92,17 @@ export class ZeroShotClassifier {
   /** CPU threads in use (0 on WebGPU). */
   readonly threads: number;
   classify(text: string, labels: string[] | string, options?: ClassifyOptions): Promise<Classification>;
+  /**
+   * Several texts in one call, their label pairs sharing forwards (faster than one by one): one entry per text,
+   * in order; a text that fails on its own (empty, say) gets {sequence, error}. A shared problem rejects.
+   */
+  classifyBatch(texts: string[], labels: string[] | string, options?: ClassifyOptions): Promise<(Classification | TextError)[]>;
+  /** classifyBatch over `batchSize` texts at a time (default 16), yielding each entry in order; `signal` stops it within a batch. */
   classifyMany(
     texts: Iterable<string>,
     labels: string[] | string,
-    options?: ClassifyOptions & { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
-  ): AsyncGenerator<Classification>;
+    options?: ClassifyOptions & { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal; batchSize?: number },
+  ): AsyncGenerator<Classification | TextError>;
   dispose(): void;
   /**
    * For tests; not part of the API. Runs the wasm test hook: 'trap' makes the wasm instance trap (the call and
@@ -95,7 +116,8 @@ export class ZeroShotClassifier {
 
 /**
  * Makes the page cross-origin isolated (wasm threads: every core on the CPU) through a service
- * worker that adds COOP/COEP to the site's own responses, reloading the page once. Call it before
- * loading a model; true means the page is about to reload.
+ * worker that adds COOP/COEP to the site's own responses, reloading the page once. The same worker
+ * keeps the app shell for offline use; when a deploy's new shell takes over, the page reloads. Call it
+ * before loading a model; true means the page is about to reload.
  */
 export function crossOriginIsolate(serviceWorkerUrl?: string | URL): Promise<boolean>;

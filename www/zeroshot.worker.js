@@ -1,10 +1,10 @@
 // The model's worker: gets a model's files (from the Hub or a folder URL, through Cache Storage,
 // or picked by the user), builds the wasm classifier and runs calls one at a time.
 // Messages in: {id, op: 'load', source, backend, wasm, threads, allowFallbackAdapter} | {id, op: 'classify', text,
-// labels, template, multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
+// labels, template, multiLabel} | {id, op: 'classifyBatch', texts, labels, template, multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
 // {kind: 'files', files: {name: ArrayBuffer}}; for tests only, {id, op: 'test', action} (the wasm test hook:
 // 'trap' or 'lose-device') and {id, op: 'stats'}. Messages out: {id, progress} while loading, then {id, ok, ...}
-// (load and classify say the backend and threads in use) or {id, error, crashed} (crashed: the wasm instance
+// (load and the classify ops say the backend and threads in use; classifyBatch gives {results}: per text {ok} or {error}) or {id, error, crashed} (crashed: the wasm instance
 // trapped or the model is lost; replace this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
 let wasmBuild = null;
@@ -23,9 +23,11 @@ const TYPEFORM_SAFETENSORS_REVISION = 'refs/pr/3';
 const cacheAvailable = () => self.isSecureContext && 'caches' in self;
 if (cacheAvailable()) caches.delete('zeroshot-models-v1'); // v1 keys did not name the host
 
-/** The cache key of one file: the Hub's host, the model id and revision, the file name. The host
- * is part of it, so a model fetched from one host is never served for the same id on another. */
+/** Where a file is kept. Hub files: by the Hub's host, the model id and revision, the file name (the
+ * host is part of it, so a model fetched from one host is never served for the same id on another).
+ * Files of a folder URL (the demo models, a site's own model): by their URL. */
 function cacheKey(source, file) {
+  if (source.kind === 'url') return fileUrl(source, file).href;
   const host = encodeURIComponent(new URL(source.hub).host);
   const id = encodeURIComponent(source.id);
   return new URL(`/__zeroshot-cache__/${host}/${id}/${encodeURIComponent(source.revision)}/${file}`, self.location.href).href;
@@ -33,7 +35,7 @@ function cacheKey(source, file) {
 
 /** A cached file: bytes, `absent` (a 404 remembered), or null (not cached, or damaged: dropped). */
 async function cacheGet(source, file) {
-  if (source.kind !== 'hub' || !cacheAvailable()) return null;
+  if (source.kind === 'files' || !cacheAvailable()) return null;
   const cache = await caches.open(CACHE_NAME);
   const hit = await cache.match(cacheKey(source, file));
   if (!hit) return null;
@@ -44,9 +46,11 @@ async function cacheGet(source, file) {
   return null;
 }
 
-async function cachePut(source, file, bytes, notes) {
-  if (source.kind !== 'hub' || !cacheAvailable()) return;
-  const headers = bytes ? { 'x-zeroshot-size': String(bytes.length) } : { 'x-zeroshot-absent': '1' };
+/** Keeps a file (or, with null bytes, its absence); `validator` says which version it is (a folder
+ * URL's ETag, Last-Modified and length), so an unchanged file is not written again. */
+async function cachePut(source, file, bytes, notes, validator = '') {
+  if (source.kind === 'files' || !cacheAvailable()) return;
+  const headers = bytes ? { 'x-zeroshot-size': String(bytes.length), 'x-zeroshot-validator': validator } : { 'x-zeroshot-absent': '1' };
   try {
     const cache = await caches.open(CACHE_NAME);
     await cache.put(cacheKey(source, file), new Response(bytes ?? '', { headers }));
@@ -54,6 +58,32 @@ async function cachePut(source, file, bytes, notes) {
     notes.push(`could not cache ${file} (${e.name === 'QuotaExceededError' ? 'storage quota exceeded' : e.message}); the model runs from memory`);
   }
 }
+
+/** A folder URL's file version, as its server states it (empty when it states nothing). */
+function validatorOf(response) {
+  const h = (name) => response.headers.get(name) ?? '';
+  const v = `${h('ETag')}|${h('Last-Modified')}`;
+  return v === '|' ? '' : `${v}|${h('Content-Length')}`;
+}
+
+/** Whether a folder URL's file differs from the copy kept (or none is kept). */
+async function keptCopyDiffers(source, file, validator) {
+  if (!validator || !cacheAvailable()) return true;
+  const hit = await (await caches.open(CACHE_NAME)).match(cacheKey(source, file));
+  return hit?.headers.get('x-zeroshot-validator') !== validator;
+}
+
+/** With no network, a folder URL's file comes from the copy kept on the last load. */
+async function offlineCopy(source, file, optional, progress, notes, error) {
+  const cached = source.kind === 'url' ? await cacheGet(source, file) : null;
+  if (cached === 'absent' && optional) return null;
+  if (!(cached instanceof Uint8Array)) throw error;
+  if (!notes.includes(OFFLINE_NOTE)) notes.push(OFFLINE_NOTE);
+  progress({ file, loaded: cached.length, total: cached.length, cached: true });
+  return cached;
+}
+
+const OFFLINE_NOTE = 'no network: the model comes from the copy kept on this device';
 
 function fileUrl(source, file, revision = source.revision) {
   if (source.kind === 'url') return new URL(file, source.base);
@@ -164,13 +194,20 @@ async function fetchFile(source, file, optional, progress, notes) {
     if (optional) return null;
     throw new Error(`the chosen files have no ${file}`);
   }
-  const cached = await cacheGet(source, file);
+  // A Hub revision's files never change: the kept copy is used. A folder URL's may: it is asked
+  // for each time (the HTTP cache may answer), and the kept copy serves when there is no network.
+  const cached = source.kind === 'hub' ? await cacheGet(source, file) : null;
   if (cached === 'absent' && optional) return null;
   if (cached instanceof Uint8Array) {
     progress({ file, loaded: cached.length, total: cached.length, cached: true });
     return cached;
   }
-  const response = await respond(source, file, notes);
+  let response;
+  try {
+    response = await respond(source, file, notes);
+  } catch (e) {
+    return offlineCopy(source, file, optional, progress, notes, e);
+  }
   if (response.status === 404 && optional) {
     await cachePut(source, file, null, notes);
     return null;
@@ -180,10 +217,16 @@ async function fetchFile(source, file, optional, progress, notes) {
     const hint = file === 'model.safetensors' ? ' (pytorch_model.bin alone is not supported yet: the model needs model.safetensors)' : '';
     throw new Error(`cannot fetch ${file} of ${where}: HTTP ${response.status}${hint}`);
   }
+  return download(source, file, response, progress, notes);
+}
+
+/** A file's body, checked to be whole and what it claims before it is kept. */
+async function download(source, file, response, progress, notes) {
   const bytes = await readBody(response, file, progress);
   await checkDigest(file, bytes, response.headers.get('X-Linked-Etag'), response.url);
   checkFile(file, bytes, response.url);
-  await cachePut(source, file, bytes, notes);
+  const validator = source.kind === 'url' ? validatorOf(response) : '';
+  if (source.kind === 'hub' || (await keptCopyDiffers(source, file, validator))) await cachePut(source, file, bytes, notes, validator);
   return bytes;
 }
 
@@ -270,21 +313,29 @@ async function load({ source, backend, wasm, threads: maxThreads, allowFallbackA
   return { ...running(), wasm: wasmBuild, notes };
 }
 
-async function classify({ text, labels, template, multiLabel }) {
+/** Runs `call` on the classifier; under 'auto', a GPU failure (device lost, say) rebuilds the model
+ * on the CPU from the fetched files and runs it again. */
+async function onModel(call) {
   if (!classifier) throw new Error('no model is loaded');
   try {
-    return JSON.parse(await classifier.classify(text, labels, template, multiLabel));
+    return await call(classifier);
   } catch (e) {
-    // auto on a GPU that failed (device lost, say): rebuild on the CPU from the fetched files and retry.
     if (loaded?.backend !== 'auto' || classifier.backend !== 'webgpu' || !String(e.message).startsWith('GPU:')) throw e;
     classifier.free();
     // Until the rebuild succeeds there is no model: a failed one must not leave the freed object here.
     classifier = null;
     const files = await fetchModel(loaded.source, () => {}, []);
     classifier = await build(files, 'cpu');
-    return JSON.parse(await classifier.classify(text, labels, template, multiLabel));
+    return call(classifier);
   }
 }
+
+const classify = ({ text, labels, template, multiLabel }) =>
+  onModel(async (c) => JSON.parse(await c.classify(text, labels, template, multiLabel)));
+
+/** Several texts in one call: their pairs share forwards. One entry per text: {ok} or {error}. */
+const classifyBatch = ({ texts, labels, template, multiLabel }) =>
+  onModel(async (c) => JSON.parse(await c.classifyBatch(texts, labels, template, multiLabel)));
 
 /** Test-only operations: the wasm test hook, and the instance's memory (it only grows, so a leak shows). */
 function testOp({ op, action }) {
@@ -298,6 +349,7 @@ async function run(msg, id) {
   if (trapped) throw new WebAssembly.RuntimeError(trapped);
   if (msg.op === 'load') return load(msg, (p) => self.postMessage({ id, progress: p }));
   if (msg.op === 'classify') return { result: await classify(msg), ...running() };
+  if (msg.op === 'classifyBatch') return { results: await classifyBatch(msg), ...running() };
   if (msg.op === 'test' || msg.op === 'stats') return testOp(msg);
   throw new Error(`unknown operation ${msg.op}`);
 }
@@ -312,7 +364,7 @@ async function handle(msg) {
     const trap = e instanceof WebAssembly.RuntimeError;
     if (trap) trapped ??= e.message;
     const error = trap ? `the wasm instance trapped (${trapped})` : String(e?.message ?? e);
-    self.postMessage({ id, error, crashed: trap || (op === 'classify' && !classifier) });
+    self.postMessage({ id, error, crashed: trap || (String(op).startsWith('classify') && !classifier) });
   }
 }
 

@@ -115,6 +115,13 @@ pub trait Backend {
         Ok(())
     }
 
+    /// Padding rows a forward may carry beyond the fifth of its work that batching always allows:
+    /// what one more forward would cost in fixed overhead. A GPU's dispatches and readback cost as
+    /// much as many rows; the CPU's forwards have next to no fixed cost.
+    fn padding_allowance(&self) -> usize {
+        0
+    }
+
     /// Most token rows (sequences x padded length) one forward may take on this backend.
     fn max_rows(&self, _config: &Config) -> usize {
         MAX_BATCH_ROWS
