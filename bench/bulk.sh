@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Bulk speed of the CLI: 1,000 survey-length answers (bench/survey.py) x 5 labels on the full-size
+# Bulk speed of the CLI: survey-length answers (1,000 by default) (bench/survey.py) x 5 labels on the full-size
 # model, each text alone (--batch 1) next to texts batched (--batch 64, the default), interleaved,
 # on the CPU and, where there is one, the GPU. Prints answers per second and the ratio.
 # Needs tests/fixtures/full-size (bash bench/compare.sh makes it, or generate.py --full-size).
-# Usage: bash bench/bulk.sh [ROUNDS]    (default 2)
+# Usage: [ANSWERS=1000] bash bench/bulk.sh [ROUNDS]    (default 2 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=tests/fixtures/full-size
 [ -f "$model/model.safetensors" ] || { echo "no $model: run .venv/bin/python tests/fixtures/generate.py --full-size" >&2; exit 1; }
 cargo build --release --locked -q
 answers=$(mktemp)
-python3 bench/survey.py 1000 >"$answers"
+n=${ANSWERS:-1000}
+python3 bench/survey.py "$n" >"$answers"
 labels="pricing, onboarding, support, bug report, praise"
 backends=${BACKENDS:-cpu}
 # run BACKEND BATCH: answers per second for the whole file.
@@ -19,7 +20,7 @@ run() {
     start=$(date +%s.%N)
     ./target/release/zeroshot --model "$model" --labels "$labels" --backend "$1" --batch "$2" <"$answers" >/dev/null 2>&1
     end=$(date +%s.%N)
-    python3 -c "print(1000 / ($end - $start))"
+    python3 -c "print($n / ($end - $start))"
 }
 for backend in $backends; do
     for round in $(seq "${1:-2}"); do
