@@ -6,13 +6,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { serve } from './server.mjs';
+import { openHarness } from './harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODEL = '/tests/fixtures/typeform-layout/';
-const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 // 1,000 calls in all. SwiftShader takes 0.3-3 s a call here (its overhead per dispatch, on 2 busy cores) where
 // the CPU path takes 2-80 ms, so WebGPU gets fewer calls, shorter texts and fewer labels. Each backend's inputs
 // repeat with a short period, so every kind of call is in its warm-up and runs again many times after it.
@@ -37,11 +35,7 @@ let page;
 
 before(async () => {
   server = await serve(ROOT);
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
-  page = await browser.newPage();
-  page.on('pageerror', (e) => console.log('page error:', e.message));
-  await page.goto(`${server.url}/tests/browser/harness.html`);
-  await page.waitForFunction(() => window.harnessReady === true);
+  ({ browser, page } = await openHarness(server.url));
 });
 
 after(async () => {

@@ -5,15 +5,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { serve } from './server.mjs';
+import { openHarness } from './harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = ['typeform-layout', 'tokenizer-json', 'f16-relu'];
 const SCORE_TOL = 5e-5;
 const ORDER_GAP = 1e-4;
-const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let server;
 let isolatedServer;
@@ -24,11 +22,7 @@ before(async () => {
   makeBadFixtures();
   server = await serve(ROOT);
   isolatedServer = await serve(ROOT, { isolate: true });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
-  page = await browser.newPage();
-  page.on('pageerror', (e) => console.log('page error:', e.message));
-  await page.goto(`${server.url}/tests/browser/harness.html`);
-  await page.waitForFunction(() => window.harnessReady === true);
+  ({ browser, page } = await openHarness(server.url));
 });
 
 after(async () => {
