@@ -166,6 +166,18 @@ function showOffline(offline = !navigator.onLine) {
   $('offline').hidden = !offline;
 }
 
+/** Whether the site answers: the page itself may come from the service worker's cache, so a reload
+ * alone says nothing. A query makes this request miss the shell cache and go to the network. */
+async function checkOnline() {
+  if (!navigator.onLine) return showOffline(true);
+  try {
+    await fetch(new URL(`./pkg/shell.js?online=${Date.now()}`, location.href), { method: 'HEAD', cache: 'no-store' });
+    showOffline(false);
+  } catch {
+    showOffline(true);
+  }
+}
+
 /** Whether `model` (a Hub id or a folder URL, as zeroshot.js tells them apart) is one of the demo models. */
 function isDemo(model) {
   return /^(https?:\/\/|\.{0,2}\/)/.test(model ?? '') && new URL(model, location.href).href.startsWith(DEMO_MODELS);
@@ -657,7 +669,7 @@ function wire() {
     $('model-status').textContent = 'Cached models removed.';
     renderStored();
   });
-  addEventListener('online', () => showOffline());
+  addEventListener('online', () => checkOnline());
   addEventListener('offline', () => showOffline());
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
@@ -669,7 +681,7 @@ restore();
 wire();
 restoreResults();
 renderStored();
-showOffline();
+checkOnline();
 if (!window.isSecureContext) {
   $('model-status').textContent = 'This page is not on a secure origin (https or localhost): WebGPU and the model cache are off, so the model runs on the CPU and downloads on every visit.';
 }

@@ -60,6 +60,7 @@ test('after one online visit, a reload with both servers stopped opens the page 
   const online = [];
   for (const model of models) online.push(await classifyWith(page, model));
   online.forEach((r) => assert.ok(Array.isArray(r), JSON.stringify(r)));
+  assert.equal(await page.isVisible('#offline'), false, 'online, no badge');
   assert.notDeepEqual(online[0], online[1], 'two different models');
   await site.close();
   await hub.close();
@@ -67,6 +68,7 @@ test('after one online visit, a reload with both servers stopped opens the page 
   await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 30000 });
   for (const [i, model] of models.entries()) assert.deepEqual(await classifyWith(page, model), online[i], model);
   assert.match(await page.textContent('#notes'), /no network: the model comes from the copy kept on this device/);
+  assert.equal(await page.isVisible('#offline'), true, 'the page says it is offline');
   // The page lists both as kept on this device.
   await page.click('#stored summary');
   const stored = await page.textContent('#stored-list');
