@@ -69,6 +69,15 @@ export async function crossOriginIsolate(serviceWorkerUrl = new URL('./sw.js', i
   return true;
 }
 
+/** Labels as an array or a comma-separated string, as an array; `who` names the caller in the error. */
+function labelList(labels, who) {
+  const list = typeof labels === 'string' ? parseLabels(labels) : labels;
+  if (!Array.isArray(list) || list.some((l) => typeof l !== 'string')) {
+    throw new TypeError(`${who}: labels must be an array of strings or a comma-separated string`);
+  }
+  return list;
+}
+
 /** Every [request, response] kept in the model cache. */
 async function cacheEntries() {
   const cache = await caches.open(CACHE_NAME);
@@ -181,16 +190,17 @@ export class ZeroShotClassifier {
   /** Classifies one text: {sequence, labels, scores, truncated}, labels sorted by score. */
   async classify(text, labels, { hypothesisTemplate = DEFAULT_TEMPLATE, multiLabel = false } = {}) {
     if (typeof text !== 'string') throw new TypeError('classify: text must be a string');
-    const list = typeof labels === 'string' ? parseLabels(labels) : labels;
-    if (!Array.isArray(list) || list.some((l) => typeof l !== 'string')) {
-      throw new TypeError('classify: labels must be an array of strings or a comma-separated string');
-    }
+    const reply = await this.#classifyOp({ op: 'classify', text, labels: labelList(labels, 'classify'), template: hypothesisTemplate, multiLabel });
+    return reply.result;
+  }
+
+  /** Runs a classify op; the worker may have moved to the CPU during it (the GPU device lost under 'auto'). */
+  async #classifyOp(message) {
     await this.#start();
-    const reply = await this.#call({ op: 'classify', text, labels: list, template: hypothesisTemplate, multiLabel });
-    // The worker may have moved to the CPU during the call (the GPU device lost under 'auto').
+    const reply = await this.#call(message);
     this.#backend = reply.backend;
     this.#threads = reply.threads;
-    return reply.result;
+    return reply;
   }
 
   /** For tests; not part of the API. Runs the wasm test hook: 'trap' (a wasm trap, as a bug would cause)
@@ -216,14 +226,7 @@ export class ZeroShotClassifier {
    */
   async classifyBatch(texts, labels, { hypothesisTemplate = DEFAULT_TEMPLATE, multiLabel = false } = {}) {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) throw new TypeError('classifyBatch: texts must be an array of strings');
-    const list = typeof labels === 'string' ? parseLabels(labels) : labels;
-    if (!Array.isArray(list) || list.some((l) => typeof l !== 'string')) {
-      throw new TypeError('classifyBatch: labels must be an array of strings or a comma-separated string');
-    }
-    await this.#start();
-    const reply = await this.#call({ op: 'classifyBatch', texts, labels: list, template: hypothesisTemplate, multiLabel });
-    this.#backend = reply.backend;
-    this.#threads = reply.threads;
+    const reply = await this.#classifyOp({ op: 'classifyBatch', texts, labels: labelList(labels, 'classifyBatch'), template: hypothesisTemplate, multiLabel });
     return reply.results.map((r, i) => r.ok ?? { sequence: texts[i], error: r.error });
   }
 
