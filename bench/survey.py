@@ -28,4 +28,5 @@ def main():
         print(answer(rng))
 
 
-main()
+if __name__ == "__main__":  # bench/agreement_corpus.py imports answer()
+    main()

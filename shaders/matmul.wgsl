@@ -1,6 +1,8 @@
 // out[M, N] = act(a[M, K] @ w[N, K]^T + bias[N])
 //
-// `w` is a checkpoint Linear weight as stored ([out, in], row-major), uploaded as is. Rows of `a`
+// `w` is a checkpoint Linear weight as stored ([out, in], row-major), read through `weight(row,
+// k)`, which the file prepended to this one defines: matmul_f32.wgsl (f32 as uploaded) or
+// matmul_int8.wgsl (int8 packed four to a u32, times the row's scale). Rows of `a`
 // are `a_row_stride` elements apart, so the classifier head can read the [CLS] rows of a
 // [B*L, D] activation directly (stride L*D).
 //
@@ -21,7 +23,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+// Binding 1 is `w`, declared with `weight()` in matmul_f32.wgsl / matmul_int8.wgsl.
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -78,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             a_tile[(lk + j) * 16u + lr / 4u][lr % 4u] = av;
             var wv = 0.0;
             if (n0 + lr < params.n && kg < params.k) {
-                wv = w[(n0 + lr) * params.k + kg];
+                wv = weight(n0 + lr, kg);
             }
             w_tile[(lk + j) * 16u + lr / 4u][lr % 4u] = wv;
         }

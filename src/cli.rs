@@ -8,6 +8,7 @@ use std::time::Instant;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use zeroshot::backend::gpu::{GpuBackend, GpuOptions};
 use zeroshot::backend::{Backend, Batch};
+use zeroshot::convert::{WeightFormat, convert_dir};
 use zeroshot::model::DistilBert;
 use zeroshot::pipeline::{DEFAULT_TEMPLATE, hypotheses, parse_labels};
 use zeroshot::{Checkpoint, Classification, CpuBackend, Options, ZeroShotClassifier, synthetic};
@@ -35,6 +36,27 @@ struct Cli {
 enum Command {
     /// Time forwards of a typeform-shaped model with random weights (made in-process).
     Bench(BenchArgs),
+    /// Write a smaller copy of a model folder: f16 (half the bytes) or int8 (about a quarter).
+    Convert(ConvertArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatChoice {
+    /// Every float tensor as F16.
+    F16,
+    /// Linear weights and the word embedding as I8 with one F32 scale per row; the rest F32.
+    Int8,
+}
+
+#[derive(ClapArgs, Debug)]
+struct ConvertArgs {
+    /// Weight format to write.
+    #[arg(long, value_enum)]
+    to: FormatChoice,
+    /// Model folder to read (Hub layout, any format zeroshot loads but int8).
+    src: PathBuf,
+    /// Folder to write (created if missing; must not hold a model.safetensors).
+    dst: PathBuf,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -80,12 +102,17 @@ struct BenchArgs {
     /// CPU threads (default: all cores; more than the cores are clamped).
     #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
+    /// Model folders to time on the CPU instead, comma-separated (say fp32, f16 and int8 copies of
+    /// one model): their forwards interleaved, each shape's times as ratios to the first folder's.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Bench(args)) => bench(args).map(|()| true),
+        Some(Command::Convert(args)) => convert(args).map(|()| true),
         None => classify_all(&cli.classify),
     };
     match result {
@@ -118,6 +145,25 @@ impl Classifier {
 }
 
 /// `--batch`: 1 to 4096 texts.
+/// `zeroshot convert`: writes the folder and says what it saved.
+fn convert(args: &ConvertArgs) -> Result<(), String> {
+    let format = match args.to {
+        FormatChoice::F16 => WeightFormat::F16,
+        FormatChoice::Int8 => WeightFormat::Int8,
+    };
+    let done = convert_dir(&args.src, &args.dst, format).map_err(|e| e.to_string())?;
+    let mb = |bytes: usize| bytes as f64 / 1e6;
+    eprintln!(
+        "wrote {} ({}): model.safetensors {:.1} MB, {:.2}x the {:.1} MB original",
+        args.dst.display(),
+        format.name(),
+        mb(done.dst_bytes),
+        done.dst_bytes as f64 / done.src_bytes.max(1) as f64,
+        mb(done.src_bytes)
+    );
+    Ok(())
+}
+
 fn parse_batch(s: &str) -> Result<usize, String> {
     s.parse::<usize>()
         .ok()
@@ -294,6 +340,9 @@ fn classify_texts(
 /// `zeroshot bench`: median ms per forward and GFLOP/s for each backend and shape.
 fn bench(args: &BenchArgs) -> Result<(), String> {
     let shapes = parse_shapes(&args.shapes)?;
+    if !args.models.is_empty() {
+        return bench_models(args, &shapes);
+    }
     let config = synthetic::typeform_config().map_err(|e| e.to_string())?;
     println!("typeform-shaped DistilBERT (random weights), median of {} forwards", args.runs);
     println!("{:<8}{:>10}{:>12}{:>10}  device", "backend", "shape", "ms", "GFLOP/s");
@@ -314,6 +363,47 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `bench --models`: the folders' CPU forwards, interleaved run by run so that the machine's
+/// drift falls on all alike; medians and ratios to the first folder.
+fn bench_models(args: &BenchArgs, shapes: &[(usize, usize)]) -> Result<(), String> {
+    let mut models = Vec::new();
+    for dir in &args.models {
+        let c = Checkpoint::from_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let model = DistilBert::new(c.config, c.weights, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
+        models.push((dir.display().to_string(), model));
+    }
+    println!("CPU forwards, median of {} interleaved runs, ratio to the first model", args.runs);
+    for &(batch, seq) in shapes {
+        let input = bench_batch(batch, seq);
+        let mut times = vec![Vec::new(); models.len()];
+        for _ in 0..=args.runs.max(1) {
+            for ((_, model), times) in models.iter_mut().zip(&mut times) {
+                let start = Instant::now();
+                pollster::block_on(model.forward(&input)).map_err(|e| e.to_string())?;
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let medians: Vec<f64> = times.iter_mut().map(|t| median(&mut t[1..])).collect(); // run 0 warms up
+        for ((name, _), ms) in models.iter().zip(&medians) {
+            println!("{:>10}{:>10.2} ms{:>8.2}x  {name}", format!("{batch}x{seq}"), ms, ms / medians[0]);
+        }
+    }
+    Ok(())
+}
+
+/// `batch` sequences of `seq` ordinary word ids ([CLS] first): the values do not change the work.
+fn bench_batch(batch: usize, seq: usize) -> Batch {
+    let ids: Vec<Vec<u32>> =
+        (0..batch).map(|b| (0..seq).map(|t| (101 + 17 * (b + t) % 20000) as u32).collect()).collect();
+    Batch::pad(&ids)
+}
+
+/// The middle value (the upper one of an even count).
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize)>, String> {
     spec.split(',')
         .map(|s| {
@@ -332,10 +422,7 @@ fn time_shapes<B: Backend>(
     device: &str,
 ) -> Result<(), String> {
     for &(batch, seq) in shapes {
-        // [CLS] then ordinary word ids: the values do not change the work.
-        let ids: Vec<Vec<u32>> =
-            (0..batch).map(|b| (0..seq).map(|t| (101 + 17 * (b + t) % 20000) as u32).collect()).collect();
-        let input = Batch::pad(&ids);
+        let input = bench_batch(batch, seq);
         pollster::block_on(model.forward(&input)).map_err(|e| e.to_string())?;
         let mut times: Vec<f64> = (0..runs.max(1))
             .map(|_| {
@@ -344,8 +431,7 @@ fn time_shapes<B: Backend>(
             })
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        let ms = median(&mut times);
         let gflops = synthetic::forward_flops(&model.config, batch, seq) / ms / 1e6;
         println!("{:<8}{:>10}{:>12.2}{:>10.1}  {device}", model.backend_name(), format!("{batch}x{seq}"), ms, gflops);
     }

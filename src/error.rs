@@ -67,7 +67,10 @@ pub enum Error {
     #[error("tensor {name} has shape {actual:?}, expected {expected:?} from config.json")]
     TensorShape { name: String, expected: Vec<usize>, actual: Vec<usize> },
 
-    #[error("tensor {name} has dtype {dtype}; supported are F32, F16 and BF16")]
+    #[error(
+        "tensor {name} has dtype {dtype}; supported are F32, F16 and BF16, and I8 with a {name}_scale tensor \
+         for Linear weights and the word embedding"
+    )]
     TensorDtype { name: String, dtype: String },
 
     #[error("tokenizer: {0}")]
@@ -96,6 +99,12 @@ pub enum Error {
 
     #[error("model.safetensors: tensor {name} holds a non-finite value ({value}) at index {index}")]
     NonFiniteWeight { name: String, index: usize, value: f32 },
+
+    #[error("model.safetensors: int8 scale {name}[{index}] is {value}; a scale must be finite and not negative")]
+    BadScale { name: String, index: usize, value: f32 },
+
+    #[error("convert: {0}")]
+    Convert(String),
 
     #[error("GPU: {0}")]
     Gpu(String),

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod files;
 pub mod model;

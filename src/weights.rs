@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// The bytes of a `model.safetensors` file, shared by every tensor borrowed from it.
 pub type WeightBytes = Arc<Vec<u8>>;
 
-/// One f32 tensor, row-major.
+/// One tensor, row-major: f32 values, or int8 values with one f32 scale per row (the int8
+/// format of `zeroshot convert`: a Linear weight's output rows, the word embedding's words).
 pub struct Tensor {
     pub shape: Vec<usize>,
     data: Data,
@@ -28,26 +29,104 @@ enum Data {
         len: usize,
     },
     Owned(Vec<f32>),
+    /// Row r's values are `q[r * cols..][..cols] as f32 * scales[r]`, as the converter wrote them.
+    Int8 {
+        q: Int8Data,
+        scales: Vec<f32>,
+    },
+}
+
+/// The int8 values of a tensor: read in place from the file, or owned (concatenated q | k | v).
+enum Int8Data {
+    Borrowed { bytes: WeightBytes, start: usize, len: usize },
+    Owned(Vec<i8>),
+}
+
+/// A tensor's values as they are held.
+#[derive(Clone, Copy)]
+pub enum Values<'a> {
+    F32(&'a [f32]),
+    /// [rows, cols] int8 values and their [rows] scales.
+    Int8 {
+        q: &'a [i8],
+        scales: &'a [f32],
+    },
 }
 
 impl Tensor {
-    /// The values, row-major.
-    pub fn data(&self) -> &[f32] {
+    /// The f32 values, row-major; an error for int8 weights, which only the ops that read
+    /// [`Tensor::values`] take (matmul weights, the embedding gather).
+    pub fn data(&self) -> Result<&[f32]> {
+        match self.values() {
+            Values::F32(values) => Ok(values),
+            Values::Int8 { .. } => Err(Error::Backend(format!(
+                "an int8 tensor of shape {:?} reached an op that takes only f32",
+                self.shape
+            ))),
+        }
+    }
+
+    /// The values as held: f32, or int8 with per-row scales.
+    pub fn values(&self) -> Values<'_> {
         match &self.data {
             // Alignment was checked when the tensor was made, and an Arc'd Vec never moves.
-            Data::Borrowed { bytes, start, len } => bytemuck::cast_slice(&bytes[*start..*start + len * 4]),
-            Data::Owned(values) => values,
+            Data::Borrowed { bytes, start, len } => Values::F32(bytemuck::cast_slice(&bytes[*start..*start + len * 4])),
+            Data::Owned(values) => Values::F32(values),
+            Data::Int8 { q, scales } => {
+                let q = match q {
+                    Int8Data::Borrowed { bytes, start, len } => bytemuck::cast_slice(&bytes[*start..*start + len]),
+                    Int8Data::Owned(q) => q,
+                };
+                Values::Int8 { q, scales }
+            }
+        }
+    }
+
+    /// The f32 values whatever the format: int8 rows times their scales, exactly as torch's
+    /// `q.float() * scale[:, None]` (one f32 multiply each).
+    pub fn dequantized(&self) -> Vec<f32> {
+        match self.values() {
+            Values::F32(values) => values.to_vec(),
+            Values::Int8 { q, scales } => dequantize(q, scales),
         }
     }
 
     /// Whether the values are read in place from the file bytes (no copy).
     pub fn is_borrowed(&self) -> bool {
-        matches!(self.data, Data::Borrowed { .. })
+        matches!(self.data, Data::Borrowed { .. } | Data::Int8 { q: Int8Data::Borrowed { .. }, .. })
+    }
+
+    /// Whether the values are int8 with per-row scales.
+    pub fn is_int8(&self) -> bool {
+        matches!(self.data, Data::Int8 { .. })
     }
 
     /// An owned tensor; used by tests and synthetic models.
     pub fn from_vec(shape: Vec<usize>, values: Vec<f32>) -> Self {
         Tensor { shape, data: Data::Owned(values) }
+    }
+
+    /// An owned int8 tensor, [rows, cols] with one scale per row.
+    pub fn from_int8(shape: Vec<usize>, q: Vec<i8>, scales: Vec<f32>) -> Self {
+        Tensor { shape, data: Data::Int8 { q: Int8Data::Owned(q), scales } }
+    }
+}
+
+/// `q [rows, cols]` times each row's scale: [rows, cols] f32.
+pub fn dequantize(q: &[i8], scales: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; q.len()];
+    dequantize_into(q, scales, &mut out);
+    out
+}
+
+/// [`dequantize`] into `out` (as long as `q`), a loop the compiler vectorises: the matmuls call
+/// it once per weight panel per forward.
+pub fn dequantize_into(q: &[i8], scales: &[f32], out: &mut [f32]) {
+    let cols = if scales.is_empty() { 0 } else { q.len() / scales.len() }.max(1);
+    for ((row, dst), &s) in q.chunks_exact(cols).zip(out.chunks_exact_mut(cols)).zip(scales) {
+        for (d, &v) in dst.iter_mut().zip(row) {
+            *d = f32::from(v) * s;
+        }
     }
 }
 
@@ -111,12 +190,26 @@ pub struct Weights<T = Tensor> {
 
 impl Tensor {
     /// Tensors of equal trailing shape stacked along the first axis: [a, ..] + [b, ..] -> [a + b, ..].
+    /// int8 parts stay int8 (their rows and scales stacked) when all are int8.
     pub fn concat(parts: &[Tensor]) -> Tensor {
         let mut shape = parts.first().map_or_else(Vec::new, |t| t.shape.clone());
         if let Some(rows) = shape.first_mut() {
             *rows = parts.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
         }
-        Tensor::from_vec(shape, parts.iter().flat_map(|t| t.data().iter().copied()).collect())
+        let int8: Option<Vec<_>> = parts
+            .iter()
+            .map(|t| match t.values() {
+                Values::Int8 { q, scales } => Some((q, scales)),
+                Values::F32(_) => None,
+            })
+            .collect();
+        match int8 {
+            Some(parts) if !parts.is_empty() => {
+                let q = parts.iter().flat_map(|(q, _)| q.iter().copied()).collect();
+                Tensor::from_int8(shape, q, parts.iter().flat_map(|(_, s)| s.iter().copied()).collect())
+            }
+            _ => Tensor::from_vec(shape, parts.iter().flat_map(|t| t.dequantized()).collect()),
+        }
     }
 }
 
@@ -183,9 +276,12 @@ impl Weights {
         let loader = Loader { file, bytes: &bytes };
         let (d, h) = (config.dim, config.hidden_dim);
         let embeddings = Embeddings {
-            word_embeddings: loader.backbone("embeddings.word_embeddings.weight", &[config.vocab_size, d])?,
-            position_embeddings: loader
-                .backbone("embeddings.position_embeddings.weight", &[config.max_position_embeddings, d])?,
+            word_embeddings: loader
+                .weight(&loader.backbone("embeddings.word_embeddings.weight")?, &[config.vocab_size, d])?,
+            position_embeddings: loader.named(
+                &loader.backbone("embeddings.position_embeddings.weight")?,
+                &[config.max_position_embeddings, d],
+            )?,
             layer_norm: loader.layer_norm("embeddings.LayerNorm", d)?,
         };
         let layers = (0..config.n_layers)
@@ -248,38 +344,57 @@ impl Loader<'_> {
 
     fn linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Linear> {
         Ok(Linear {
-            weight: self.backbone(&format!("{prefix}.weight"), &[out, inp])?,
-            bias: self.backbone(&format!("{prefix}.bias"), &[out])?,
+            weight: self.weight(&self.backbone(&format!("{prefix}.weight"))?, &[out, inp])?,
+            bias: self.named(&self.backbone(&format!("{prefix}.bias"))?, &[out])?,
         })
     }
 
     fn layer_norm(&self, prefix: &str, dim: usize) -> Result<LayerNorm> {
         Ok(LayerNorm {
-            weight: self.backbone(&format!("{prefix}.weight"), &[dim])?,
-            bias: self.backbone(&format!("{prefix}.bias"), &[dim])?,
+            weight: self.named(&self.backbone(&format!("{prefix}.weight"))?, &[dim])?,
+            bias: self.named(&self.backbone(&format!("{prefix}.bias"))?, &[dim])?,
         })
     }
 
     /// The classification head sits outside `distilbert.` in transformers' checkpoints.
     fn head_linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Linear> {
         Ok(Linear {
-            weight: self.named(&format!("{prefix}.weight"), &[out, inp])?,
+            weight: self.weight(&format!("{prefix}.weight"), &[out, inp])?,
             bias: self.named(&format!("{prefix}.bias"), &[out])?,
         })
     }
 
-    /// A backbone tensor: `distilbert.{name}` as `DistilBertForSequenceClassification` saves it,
-    /// or bare `{name}` as a `DistilBertModel` export does.
-    fn backbone(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+    /// A backbone tensor's name: `distilbert.{name}` as `DistilBertForSequenceClassification`
+    /// saves it, or bare `{name}` as a `DistilBertModel` export does.
+    fn backbone(&self, name: &str) -> Result<String> {
         let prefixed = format!("distilbert.{name}");
         match self.file.tensor(&prefixed) {
-            Ok(_) => self.named(&prefixed, shape),
-            Err(_) if self.file.tensor(name).is_ok() => self.named(name, shape),
+            Ok(_) => Ok(prefixed),
+            Err(_) if self.file.tensor(name).is_ok() => Ok(name.to_string()),
             Err(_) => Err(Error::MissingTensor { name: prefixed }),
         }
     }
 
-    fn named(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+    /// A tensor the int8 format may hold as I8 with a `{name}_scale` F32 tensor of one scale per
+    /// row beside it (Linear weights, the word embedding); any float dtype otherwise.
+    fn weight(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let view = self.view(name, shape)?;
+        if view.dtype() != Dtype::I8 {
+            return self.named(name, shape);
+        }
+        let scale_name = format!("{name}_scale");
+        let scales = self.named(&scale_name, &shape[..1])?.dequantized();
+        if let Some((index, &value)) = scales.iter().enumerate().find(|(_, s)| **s < 0.0) {
+            return Err(Error::BadScale { name: scale_name, index, value });
+        }
+        let raw = view.data();
+        let start = raw.as_ptr() as usize - self.bytes.as_ptr() as usize;
+        let q = Int8Data::Borrowed { bytes: Arc::clone(self.bytes), start, len: raw.len() };
+        Ok(Tensor { shape: shape.to_vec(), data: Data::Int8 { q, scales } })
+    }
+
+    /// A tensor by its exact name, checked against `shape`.
+    fn view(&self, name: &str, shape: &[usize]) -> Result<safetensors::tensor::TensorView<'_>> {
         let view = self.file.tensor(name).map_err(|_| Error::MissingTensor { name: name.to_string() })?;
         if view.shape() != shape {
             return Err(Error::TensorShape {
@@ -288,9 +403,15 @@ impl Loader<'_> {
                 actual: view.shape().to_vec(),
             });
         }
+        Ok(view)
+    }
+
+    /// A float tensor (F32, F16 or BF16) as f32.
+    fn named(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let view = self.view(name, shape)?;
         let tensor = Tensor { shape: shape.to_vec(), data: to_f32(name, view.dtype(), view.data(), self.bytes)? };
         // A NaN or infinity in a weight reaches every score as NaN: refuse it here, by name.
-        if let Some((index, &value)) = tensor.data().iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        if let Some((index, &value)) = tensor.data()?.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::NonFiniteWeight { name: name.to_string(), index, value });
         }
         Ok(tensor)
@@ -299,20 +420,22 @@ impl Loader<'_> {
 
 /// F32 bytes are borrowed in place when aligned; everything else becomes owned f32.
 fn to_f32(name: &str, dtype: Dtype, raw: &[u8], bytes: &WeightBytes) -> Result<Data> {
-    let values = match dtype {
-        Dtype::F32 => {
-            let aligned = bytemuck::try_cast_slice::<u8, f32>(raw).is_ok();
-            if cfg!(target_endian = "little") && aligned {
-                let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
-                return Ok(Data::Borrowed { bytes: Arc::clone(bytes), start, len: raw.len() / 4 });
-            }
-            raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-        }
+    let aligned = bytemuck::try_cast_slice::<u8, f32>(raw).is_ok();
+    if dtype == Dtype::F32 && cfg!(target_endian = "little") && aligned {
+        let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
+        return Ok(Data::Borrowed { bytes: Arc::clone(bytes), start, len: raw.len() / 4 });
+    }
+    float_values(name, dtype, raw).map(Data::Owned)
+}
+
+/// A float tensor's little-endian bytes (F32, F16 or BF16) as f32 values.
+pub(crate) fn float_values(name: &str, dtype: Dtype, raw: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         Dtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => {
             return Err(Error::TensorDtype { name: name.to_string(), dtype: format!("{other:?}") });
         }
-    };
-    Ok(Data::Owned(values))
+    })
 }

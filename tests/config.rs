@@ -34,7 +34,13 @@ fn message(result: zeroshot::Result<Config>) -> String {
 #[test]
 fn fixtures_parse_with_their_label_orders() {
     // (fixture, entailment id, contradiction id as transformers' pipeline picks it)
-    let expected = [("typeform-layout", 0, 2), ("tokenizer-json", 2, 0), ("f16-relu", 1, 0)];
+    let expected = [
+        ("typeform-layout", 0, 2),
+        ("tokenizer-json", 2, 0),
+        ("f16-relu", 1, 0),
+        ("typeform-layout-int8", 0, 2),
+        ("typeform-layout-f16", 0, 2),
+    ];
     for (name, entail, contra) in expected {
         let c = Config::from_json(&files(name).config_json).unwrap();
         assert_eq!((c.entailment_id, c.contradiction_id()), (entail, contra), "{name}");

@@ -42,7 +42,7 @@ fn batch(lengths: &[usize], vocab: u32, seed: u64) -> Batch {
 }
 
 fn run_linear<B: Backend>(b: &mut B, x: &Tensor, w: Linear, act: Option<Activation>) -> Vec<f32> {
-    let x = b.load_tensor(Tensor::from_vec(x.shape.clone(), x.data().to_vec())).unwrap();
+    let x = b.load_tensor(Tensor::from_vec(x.shape.clone(), x.data().unwrap().to_vec())).unwrap();
     let w = b.load_linear(w).unwrap();
     let _ = b.upload_batch(&Batch::pad(&[vec![0]])).unwrap(); // opens the forward's encoder
     let y = b.linear(&x, &w, act).unwrap();
@@ -54,8 +54,10 @@ fn naive_linear(x: &Tensor, w: &Linear, act: Option<Activation>) -> Vec<f32> {
     let mut y = vec![0.0; rows * out];
     for r in 0..rows {
         for o in 0..out {
-            let dot: f64 = (0..inp).map(|i| x.data()[r * inp + i] as f64 * w.weight.data()[o * inp + i] as f64).sum();
-            let v = dot as f32 + w.bias.data()[o];
+            let dot: f64 = (0..inp)
+                .map(|i| x.data().unwrap()[r * inp + i] as f64 * w.weight.data().unwrap()[o * inp + i] as f64)
+                .sum();
+            let v = dot as f32 + w.bias.data().unwrap()[o];
             y[r * out + o] = match act {
                 Some(Activation::Gelu) => zeroshot::backend::cpu::gelu(v),
                 Some(Activation::Relu) => v.max(0.0),
@@ -67,7 +69,7 @@ fn naive_linear(x: &Tensor, w: &Linear, act: Option<Activation>) -> Vec<f32> {
 }
 
 fn clone_linear(l: &Linear) -> Linear {
-    let c = |t: &Tensor| Tensor::from_vec(t.shape.clone(), t.data().to_vec());
+    let c = |t: &Tensor| Tensor::from_vec(t.shape.clone(), t.data().unwrap().to_vec());
     Linear { weight: c(&l.weight), bias: c(&l.bias) }
 }
 
@@ -89,6 +91,61 @@ fn linear_on_small_odd_and_large_shapes() {
             }
         }
     }
+}
+
+/// An int8 copy of `l`'s weight (symmetric per row, as `zeroshot convert` makes it) and the f32
+/// weight it stands for, so that both backends' int8 paths can be checked against plain f32.
+fn int8_linear(l: &Linear) -> (Linear, Linear) {
+    let (rows, cols) = (l.weight.shape[0], l.weight.shape[1]);
+    let w = l.weight.data().unwrap();
+    let scales: Vec<f32> = w.chunks(cols).map(|r| r.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0).collect();
+    let q: Vec<i8> = w.iter().enumerate().map(|(i, v)| (v / scales[i / cols]).round() as i8).collect();
+    let bias = || Tensor::from_vec(vec![rows], l.bias.data().unwrap().to_vec());
+    let dequantized = Tensor::from_vec(vec![rows, cols], zeroshot::weights::dequantize(&q, &scales));
+    (
+        Linear { weight: Tensor::from_int8(vec![rows, cols], q, scales), bias: bias() },
+        Linear { weight: dequantized, bias: bias() },
+    )
+}
+
+/// int8 weights (CPU: panels dequantised for gemm; GPU: packed u32 words, unpacked in the
+/// matmul's tile load) against the same weights dequantised to f32, on shapes whose inputs are
+/// not a multiple of the 4 values per word.
+#[test]
+fn int8_linear_matches_its_dequantised_weights() {
+    let mut gpu = gpu_backend(GpuOptions::default());
+    let shapes = [(1, 3, 5), (37, 61, 129), (65, 17, 3), (200, 130, 300), (110, 768, 3072)];
+    for (i, &(rows, inp, out)) in shapes.iter().enumerate() {
+        let what = format!("int8 linear {rows}x{inp} @ {inp}x{out}");
+        let x = tensor(&[rows, inp], 30 + i as u64, 2.0);
+        let (int8, f32_copy) = int8_linear(&linear(out, inp, 40 + i as u64));
+        let cpu_f32 = run_linear(&mut zeroshot::CpuBackend::new(1), &x, clone_linear(&f32_copy), None);
+        let (q, s) = (clone_int8(&int8), clone_int8(&int8));
+        assert_close(
+            &format!("cpu {what}"),
+            &run_linear(&mut zeroshot::CpuBackend::new(2), &x, q, None),
+            &cpu_f32,
+            TOL,
+        );
+        if let Some(gpu) = gpu.as_mut() {
+            assert_close(
+                &format!("gpu {what}"),
+                &run_linear(gpu, &x, s, Some(Activation::Gelu)),
+                &gelu_all(&cpu_f32),
+                TOL,
+            );
+        }
+    }
+}
+
+fn clone_int8(l: &Linear) -> Linear {
+    let zeroshot::weights::Values::Int8 { q, scales } = l.weight.values() else { panic!("int8 weight expected") };
+    let bias = Tensor::from_vec(l.bias.shape.clone(), l.bias.data().unwrap().to_vec());
+    Linear { weight: Tensor::from_int8(l.weight.shape.clone(), q.to_vec(), scales.to_vec()), bias }
+}
+
+fn gelu_all(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| zeroshot::backend::cpu::gelu(x)).collect()
 }
 
 /// embed; attention on a random fused qkv, for every query and for the [CLS] rows only;
@@ -140,7 +197,7 @@ fn embed_attention_layer_norm_and_cls_rows() {
         let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, dim, heads, 130);
         let seq = *lengths.iter().max().unwrap();
         let qkv = qkv_values(&batch(lengths, 97, 9), dim);
-        check_against_naive(&cpu[1], qkv.data(), lengths, dim, heads);
+        check_against_naive(&cpu[1], qkv.data().unwrap(), lengths, dim, heads);
         assert_close(&format!("cpu attention [CLS] {what}"), &cpu[4], &cls_of(&cpu[1], seq, dim), TOL);
         assert_close(&format!("cpu add_layer_norm [CLS] {what}"), &cpu[5], &cls_of(&cpu[2], seq, dim), TOL);
         let Some(gpu) = gpu.as_mut() else { continue };

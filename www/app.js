@@ -39,6 +39,9 @@ let loadedDemo = false; // the model in use is one of the random demo models
 let bulk = { labels: [], multi: false, demo: false, rows: [] };
 let filter = null; // the chart bucket whose answers the table shows (a label, NONE or FAILED), or null: all
 let abort = null;
+let weightsSeen = null; // {bytes, cached} of the weights, from the load's progress events
+let infoToken = 0; // bumped by each probe and load: an older probe's answer is not shown over a newer one
+let probeTimer = null;
 
 /** What was kept last time, or {} when storage is disabled or the entry is damaged: the page must start anyway. */
 function saved() {
@@ -79,6 +82,7 @@ function showError(e) {
 const mb = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
 
 function onProgress({ file, loaded, total, cached }) {
+  if (file === 'model.safetensors') weightsSeen = { bytes: total || loaded, cached: Boolean(cached) };
   $('progress-wrap').hidden = false;
   $('progress').value = total ? loaded / total : 0;
   if (!total) $('progress').removeAttribute('value');
@@ -88,6 +92,54 @@ function onProgress({ file, loaded, total, cached }) {
 
 const fieldsKey = () => `${$('model').value.trim()}|${$('revision').value.trim()}|${$('backend').value}`;
 const modelKey = () => localFiles ?? fieldsKey();
+
+/** The model of the fields, or `files`, as load() and probe() take it. */
+function modelOptions(files = null) {
+  const options = files ? { files } : { model: $('model').value.trim() || DEFAULT_MODEL, revision: $('revision').value.trim() || 'main' };
+  if (params.get('hub')) options.hub = params.get('hub');
+  return options;
+}
+
+/** Says what the weights are and where they come from: "int8 · 70 MB download", "fp32 · 268 MB, on this
+ * device", "format unknown". */
+function showModelInfo({ format, bytes }, where) {
+  const size = bytes ? (where === 'download' ? `${mb(bytes)} download` : `${mb(bytes)}, ${where}`) : null;
+  $('model-info').textContent = [format ?? 'format unknown', size].filter(Boolean).join(' · ');
+  $('model-info').dataset.state = 'done';
+}
+
+/**
+ * Shows the weights' format and size for the fields' model (or picked `files`) before anything is
+ * downloaded: the model itself only comes on the first Classify. Only informs: a failure says
+ * "format unknown" (its reason as the tooltip) and never stands in the way of a load.
+ */
+async function probeModel(files = null) {
+  clearTimeout(probeTimer);
+  const token = ++infoToken;
+  if (await isolation) return; // the page is reloading: start no request
+  $('model-info').dataset.state = 'checking';
+  $('model-info').textContent = 'checking the model…';
+  const options = modelOptions(files);
+  const info = await ZeroShotClassifier.probe(options).catch((e) => ({ format: null, bytes: null, error: e }));
+  if (token !== infoToken) return;
+  showModelInfo(info, files ? 'local files' : info.cached ? 'on this device' : 'download');
+  $('model-info').title = info.error ? String(info.error.message ?? info.error) : '';
+}
+
+/** Probes once typing pauses, so that a model id typed letter by letter is not probed at each. */
+function scheduleProbe() {
+  clearTimeout(probeTimer);
+  probeTimer = setTimeout(() => probeModel(), 500);
+}
+
+/** After a load, what runs: the format, and where the weights came from. */
+function showLoadedInfo(c) {
+  infoToken += 1;
+  const picked = localFiles?.find((f) => f.name.split('/').pop() === 'model.safetensors');
+  const where = picked ? 'local files' : weightsSeen?.cached ? 'on this device' : 'downloaded';
+  showModelInfo({ format: c.format, bytes: picked?.size ?? weightsSeen?.bytes }, where);
+  $('model-info').title = '';
+}
 
 /**
  * The classifier for the current model fields, loaded once per model and one load at a time: a
@@ -116,10 +168,8 @@ async function loadModel(key) {
   loadedKey = null;
   $('model-status').textContent = 'Loading the model…';
   $('notes').replaceChildren();
-  const options = { backend: $('backend').value, onProgress };
-  if (localFiles) options.files = localFiles;
-  else Object.assign(options, { model: $('model').value.trim() || DEFAULT_MODEL, revision: $('revision').value.trim() || 'main' });
-  if (params.get('hub')) options.hub = params.get('hub');
+  weightsSeen = null;
+  const options = { ...modelOptions(localFiles), backend: $('backend').value, onProgress };
   const what = localFiles ? `${localFiles.length} local files` : options.model;
   try {
     clf = await ZeroShotClassifier.load(options);
@@ -131,6 +181,7 @@ async function loadModel(key) {
   }
   loadedKey = key;
   loadedDemo = isDemo(options.model);
+  showLoadedInfo(clf);
   renderStored();
   const cpu = `the CPU (${clf.wasm === 'relaxed' ? 'relaxed SIMD' : 'SIMD'}, ${clf.threads} thread${clf.threads === 1 ? '' : 's'})`;
   $('model-status').textContent = `Ready: ${what}, running on ${clf.backend === 'webgpu' ? 'WebGPU' : cpu}.`;
@@ -156,9 +207,15 @@ function storedItem(m) {
   const item = document.createElement('li');
   const remove = Object.assign(document.createElement('button'), { type: 'button', className: 'link', textContent: 'Remove' });
   remove.setAttribute('aria-label', `Remove ${name}`);
-  remove.addEventListener('click', () => ZeroShotClassifier.removeCachedModel(m.key).then(renderStored, showError));
-  item.append(Object.assign(document.createElement('span'), { textContent: `${name} · ${mb(m.bytes)}` }), remove);
+  remove.addEventListener('click', () => ZeroShotClassifier.removeCachedModel(m.key).then(afterRemoval, showError));
+  item.append(Object.assign(document.createElement('span'), { textContent: `${name} · ${m.format ?? 'format unknown'} · ${mb(m.bytes)}` }), remove);
   return item;
+}
+
+/** The list again, and the model's info: its weights may have been the ones removed. */
+function afterRemoval() {
+  renderStored();
+  if (!localFiles) probeModel();
 }
 
 /** Offline: no network interface, or the last load failed to reach the network. */
@@ -633,9 +690,12 @@ async function changeModel(files = null) {
   await classifier().catch(showError);
 }
 
-function useFiles(files) {
+/** Picked or dropped files: their format and size first (a moment: only the header is read), then the load. */
+async function useFiles(files) {
   const list = Array.from(files);
-  if (list.length) changeModel(list);
+  if (!list.length) return;
+  await probeModel(list);
+  changeModel(list);
 }
 
 function wire() {
@@ -645,6 +705,7 @@ function wire() {
     if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') exclusive($('bulk').hidden ? classifyOne : classifyAll);
   });
   for (const f of FIELDS) $(f).addEventListener('change', persist);
+  for (const f of ['model', 'revision']) $(f).addEventListener('input', scheduleProbe);
   $('tab-single').addEventListener('click', () => selectTab(false));
   $('tab-bulk').addEventListener('click', () => selectTab(true));
   $('bulk-go').addEventListener('click', () => exclusive(classifyAll));
@@ -667,7 +728,7 @@ function wire() {
   $('clear-cache').addEventListener('click', async () => {
     await ZeroShotClassifier.clearCache();
     $('model-status').textContent = 'Cached models removed.';
-    renderStored();
+    afterRemoval();
   });
   addEventListener('online', () => checkOnline());
   addEventListener('offline', () => showOffline());
@@ -682,6 +743,7 @@ wire();
 restoreResults();
 renderStored();
 checkOnline();
+probeModel();
 if (!window.isSecureContext) {
   $('model-status').textContent = 'This page is not on a secure origin (https or localhost): WebGPU and the model cache are off, so the model runs on the CPU and downloads on every visit.';
 }

@@ -66,10 +66,35 @@ export interface TextError {
   error: string;
 }
 
+/**
+ * How model.safetensors stores the weights: all F32 ('fp32'), every floating tensor F16 or BF16, or 'int8'
+ * (Linear weights and the word embedding as I8 with F32 `<name>_scale` companions). `__metadata__.zeroshot_weights`
+ * says it when present.
+ */
+export type WeightsFormat = 'fp32' | 'f16' | 'bf16' | 'int8';
+
 /** A model kept in Cache Storage: a Hub model by host, id and revision, or a folder URL's. */
 export type CachedModel =
-  | { key: string; kind: 'hub'; host: string; id: string; revision: string; bytes: number }
-  | { key: string; kind: 'url'; url: string; bytes: number };
+  | { key: string; kind: 'hub'; host: string; id: string; revision: string; format: WeightsFormat | null; bytes: number }
+  | { key: string; kind: 'url'; url: string; format: WeightsFormat | null; bytes: number };
+
+/** The model to probe: as for load, a Hub id at a revision, a folder URL, or picked files. */
+export interface ProbeOptions {
+  model?: string;
+  revision?: string;
+  hub?: string;
+  /** Picked files: only model.safetensors' start is read. */
+  files?: Iterable<File>;
+}
+
+export interface ProbeResult {
+  /** null when it cannot be known without the whole file (a server that ignores Range requests). */
+  format: WeightsFormat | null;
+  /** model.safetensors' size in bytes; null when the server does not say. */
+  bytes: number | null;
+  /** A load would take the weights from Cache Storage: a Hub revision kept, or a folder URL's copy while its server is unreachable. */
+  cached: boolean;
+}
 
 export class ZeroShotClassifier {
   /**
@@ -77,14 +102,22 @@ export class ZeroShotClassifier {
    * fits the file, the Hub's X-Linked-Etag SHA-256): a damaged file rejects, naming it, and is fetched again next time.
    */
   static load(options?: LoadOptions): Promise<ZeroShotClassifier>;
+  /**
+   * The weights' format and size without downloading them: a HEAD and the safetensors header by Range
+   * requests (a few kilobytes), the start of a picked file, or of the copy kept in Cache Storage. Rejects when
+   * the weights cannot be found (HTTP 404, no network and no copy) or their header is damaged.
+   */
+  static probe(options?: ProbeOptions): Promise<ProbeResult>;
   /** Deletes every model kept in Cache Storage. */
   static clearCache(): Promise<void>;
-  /** The models kept in Cache Storage, with their size in bytes. */
+  /** The models kept in Cache Storage, with their weights' format and their size in bytes. */
   static cachedModels(): Promise<CachedModel[]>;
   /** Deletes one model's files from Cache Storage. */
   static removeCachedModel(key: string): Promise<void>;
   /** Things worth telling the user about the load (revision fallback, cache failures, insecure origin). */
   readonly notes: string[];
+  /** The loaded weights' format (null if their header could not be read). */
+  readonly format: WeightsFormat | null;
   /** What actually runs; after the GPU failed under 'auto' (a lost device, say), 'cpu'. */
   readonly backend: 'webgpu' | 'cpu';
   /** The wasm build in use. */

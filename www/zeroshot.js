@@ -18,24 +18,64 @@ export function parseLabels(text) {
   return text.split(',').map((l) => l.trim()).filter(Boolean);
 }
 
-/** A Hub id or a folder URL, as the worker fetches it. */
-function sourceOf(model, revision, hub) {
-  if (typeof model !== 'string' || !model.trim()) throw new Error('ZeroShotClassifier.load: `model` must be a Hub id or a folder URL');
+/** A Hub id or a folder URL, as the worker fetches it; `who` names the caller in the errors. */
+function sourceOf(model, revision, hub, who = 'ZeroShotClassifier.load') {
+  if (typeof model !== 'string' || !model.trim()) throw new Error(`${who}: \`model\` must be a Hub id or a folder URL`);
   if (/^(https?:\/\/|\/|\.\.?\/)/.test(model)) {
     return { kind: 'url', base: new URL(model.endsWith('/') ? model : `${model}/`, globalThis.location?.href).href };
   }
-  if (!/^[\w.-]+(\/[\w.-]+)?$/.test(model)) throw new Error(`ZeroShotClassifier.load: ${JSON.stringify(model)} is not a Hub model id`);
+  if (!/^[\w.-]+(\/[\w.-]+)?$/.test(model)) throw new Error(`${who}: ${JSON.stringify(model)} is not a Hub model id`);
   return { kind: 'hub', hub: hub.replace(/\/+$/, ''), id: model, revision: String(revision || 'main') };
 }
 
-/** Picked files by name (a folder picker gives paths: the last part counts), read into memory. */
+/** A picked file's name: a folder picker gives paths, and the last part counts. */
+const baseName = (file) => file.name.split('/').pop();
+
+/** Picked files by name, read into memory. */
 async function readFiles(files) {
   const out = {};
   for (const f of files) {
-    const name = f.name.split('/').pop();
-    if (MODEL_FILES.includes(name)) out[name] = await f.arrayBuffer();
+    if (MODEL_FILES.includes(baseName(f))) out[baseName(f)] = await f.arrayBuffer();
   }
   return out;
+}
+
+/** The picked model.safetensors, as the probe reads it (a File is a handle: nothing is read here). */
+function pickedWeights(files) {
+  const file = Array.from(files).find((f) => baseName(f) === 'model.safetensors');
+  if (!file) throw new Error('ZeroShotClassifier.probe: the chosen files have no model.safetensors');
+  return { kind: 'file', file };
+}
+
+/**
+ * Runs probe requests on a worker of their own, ended after: they need no wasm, and must not wait behind
+ * a classifier's load. Resolves to the replies in order, each {ok, ...} or {error}.
+ */
+async function probeWorker(messages) {
+  if (!messages.length) return [];
+  const worker = new Worker(new URL('./zeroshot.worker.js', import.meta.url), { type: 'module' });
+  try {
+    return await new Promise((resolve, reject) => {
+      const replies = [];
+      let left = messages.length;
+      worker.onerror = (e) => reject(new Error(`the probe's worker failed: ${e.message ?? 'unknown error'}`));
+      worker.onmessage = ({ data }) => {
+        replies[data.id] = data;
+        if (--left === 0) resolve(replies);
+      };
+      messages.forEach((message, id) => worker.postMessage({ id, ...message }));
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
+/** The weights format of kept models whose entry does not note it (`weights`: model key to its
+ * model.safetensors cache key), read from the start of the kept file; null where that cannot be read. */
+async function addFormats(models, weights) {
+  const entries = [...weights];
+  const replies = await probeWorker(entries.map(([, key]) => ({ op: 'probe', source: { kind: 'cached', key } }))).catch(() => []);
+  entries.forEach(([model], i) => { models.get(model).format = replies[i]?.format ?? null; });
 }
 
 const RELOADED = 'zeroshot-isolation-reload';
@@ -105,6 +145,7 @@ export class ZeroShotClassifier {
   #starting = null;
   #disposed = false;
   #notes = [];
+  #format = null;
 
   constructor(options) {
     this.#options = options;
@@ -140,21 +181,44 @@ export class ZeroShotClassifier {
     return clf;
   }
 
+  /**
+   * What a model's weights are, learned without downloading them: {format, bytes, cached}. `format` is
+   * 'fp32', 'f16', 'bf16' or 'int8' (null when the server ignores Range requests: the header cannot be
+   * read alone); `bytes` is model.safetensors' size (null when the server does not say); `cached`: a
+   * load would take the weights from Cache Storage (a Hub revision kept; a folder URL's copy when its
+   * server is unreachable). It reads a few kilobytes: a HEAD and the header by Range requests, or the
+   * start of the picked file (`files`) or of the kept copy. Rejects when the weights cannot be found
+   * (HTTP 404, no network and no copy) or their header is damaged; a load is never blocked by it.
+   */
+  static async probe({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files } = {}) {
+    const source = files ? pickedWeights(files) : sourceOf(model, revision, hub, 'ZeroShotClassifier.probe');
+    const [reply] = await probeWorker([{ op: 'probe', source }]);
+    if (!reply.ok) throw new Error(reply.error);
+    return { format: reply.format, bytes: reply.bytes, cached: reply.cached };
+  }
+
   /** Deletes every model kept in Cache Storage. */
   static async clearCache() {
     if (globalThis.caches) await caches.delete(CACHE_NAME);
   }
 
-  /** The models kept in Cache Storage: [{key, kind: 'hub', host, id, revision, bytes} or
-   * {key, kind: 'url', url, bytes}], for a list the user can prune with removeCachedModel(key). */
+  /** The models kept in Cache Storage: [{key, kind: 'hub', host, id, revision, format, bytes} or
+   * {key, kind: 'url', url, format, bytes}] (format as probe() gives it), for a list the user can prune
+   * with removeCachedModel(key). */
   static async cachedModels() {
     if (!globalThis.caches) return [];
     const models = new Map();
+    const weights = new Map();
     for (const [request, response] of await cacheEntries()) {
       const m = cachedModelOf(request.url);
-      const model = models.get(m.key) ?? models.set(m.key, { ...m, bytes: 0 }).get(m.key);
+      const model = models.get(m.key) ?? models.set(m.key, { ...m, format: null, bytes: 0 }).get(m.key);
       model.bytes += Number(response.headers.get('x-zeroshot-size')) || 0;
+      if (request.url.endsWith('/model.safetensors') && response.headers.has('x-zeroshot-size')) {
+        model.format = response.headers.get('x-zeroshot-format');
+        if (!model.format) weights.set(m.key, request.url); // kept before formats were noted: its header says
+      }
     }
+    await addFormats(models, weights);
     return [...models.values()];
   }
 
@@ -170,6 +234,11 @@ export class ZeroShotClassifier {
   /** Things worth telling the user about the load (a revision fallback, a cache that failed...). */
   get notes() {
     return this.#notes;
+  }
+
+  /** The weights' format: 'fp32', 'f16', 'bf16' or 'int8' (null if their header could not be read). */
+  get format() {
+    return this.#format;
   }
 
   /** 'webgpu' or 'cpu': what actually runs (after a GPU failure under 'auto', 'cpu'). */
@@ -271,6 +340,7 @@ export class ZeroShotClassifier {
         this.#wasm = reply.wasm;
         this.#threads = reply.threads;
         this.#notes = reply.notes ?? [];
+        this.#format = reply.format ?? null;
       })();
       this.#starting.catch(() => this.dispose());
     }

@@ -2,10 +2,13 @@
 // or picked by the user), builds the wasm classifier and runs calls one at a time.
 // Messages in: {id, op: 'load', source, backend, wasm, threads, allowFallbackAdapter} | {id, op: 'classify', text,
 // labels, template, multiLabel} | {id, op: 'classifyBatch', texts, labels, template, multiLabel}, where source is {kind: 'hub', hub, id, revision} | {kind: 'url', base} |
-// {kind: 'files', files: {name: ArrayBuffer}}; for tests only, {id, op: 'test', action} (the wasm test hook:
-// 'trap' or 'lose-device') and {id, op: 'stats'}. Messages out: {id, progress} while loading, then {id, ok, ...}
-// (load and the classify ops say the backend and threads in use; classifyBatch gives {results}: per text {ok} or {error}) or {id, error, crashed} (crashed: the wasm instance
-// trapped or the model is lost; replace this worker).
+// {kind: 'files', files: {name: ArrayBuffer}}; {id, op: 'probe', source}, where source may also be {kind: 'file', file}
+// (a picked model.safetensors) or {kind: 'cached', key} (a kept one), needs no wasm and reads only the weights'
+// header; for tests only, {id, op: 'test', action} (the wasm test hook: 'trap' or 'lose-device') and {id, op: 'stats'}.
+// Messages out: {id, progress} while loading, then {id, ok, ...} (load and the classify ops say the backend and
+// threads in use, load the weights' format; classifyBatch gives {results}: per text {ok} or {error}; probe gives
+// {format, bytes, cached}) or {id, error, crashed} (crashed: the wasm instance trapped or the model is lost; replace
+// this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
 let wasmBuild = null;
 let wasmMemory = null; // the instance's memory, for the tests' stats
@@ -17,6 +20,7 @@ let queue = Promise.resolve();
 
 const CACHE_NAME = 'zeroshot-models-v2'; // v2: keys name the Hub's host
 const TYPEFORM = 'typeform/distilbert-base-uncased-mnli';
+const WEIGHTS = 'model.safetensors';
 const TYPEFORM_SAFETENSORS_REVISION = 'refs/pr/3';
 
 /** Cache Storage exists only on secure origins (https, localhost). */
@@ -47,10 +51,12 @@ async function cacheGet(source, file) {
 }
 
 /** Keeps a file (or, with null bytes, its absence); `validator` says which version it is (a folder
- * URL's ETag, Last-Modified and length), so an unchanged file is not written again. */
-async function cachePut(source, file, bytes, notes, validator = '') {
+ * URL's ETag, Last-Modified and length), so an unchanged file is not written again; `format`, the
+ * weights', lets the list of kept models show it without reading the file. */
+async function cachePut(source, file, bytes, notes, { validator = '', format = null } = {}) {
   if (source.kind === 'files' || !cacheAvailable()) return;
   const headers = bytes ? { 'x-zeroshot-size': String(bytes.length), 'x-zeroshot-validator': validator } : { 'x-zeroshot-absent': '1' };
+  if (format) headers['x-zeroshot-format'] = format;
   try {
     const cache = await caches.open(CACHE_NAME);
     await cache.put(cacheKey(source, file), new Response(bytes ?? '', { headers }));
@@ -90,23 +96,31 @@ function fileUrl(source, file, revision = source.revision) {
   return new URL(`${source.hub}/${source.id}/resolve/${encodeURIComponent(revision)}/${file}`);
 }
 
-async function request(url) {
+async function request(url, init) {
   try {
-    return await fetch(url);
+    return await fetch(url, init);
   } catch (e) {
     throw new Error(`cannot fetch ${url}: ${e.message}`);
   }
 }
 
-/** The response for one file, following typeform's converted weights to refs/pr/3 when main has none. */
-async function respond(source, file, notes) {
-  let response = await request(fileUrl(source, file));
-  const typeformWeights = source.kind === 'hub' && source.id === TYPEFORM && file === 'model.safetensors';
+/** The response for one file (`init`: a HEAD, say), following typeform's converted weights to refs/pr/3
+ * when main has none. */
+async function respond(source, file, notes, init) {
+  let response = await request(fileUrl(source, file), init);
+  const typeformWeights = source.kind === 'hub' && source.id === TYPEFORM && file === WEIGHTS;
   if (response.status === 404 && typeformWeights && source.revision === 'main') {
     notes.push(`model.safetensors is not on main for ${TYPEFORM}; using revision ${TYPEFORM_SAFETENSORS_REVISION}`);
-    response = await request(fileUrl(source, file, TYPEFORM_SAFETENSORS_REVISION));
+    response = await request(fileUrl(source, file, TYPEFORM_SAFETENSORS_REVISION), init);
   }
   return response;
+}
+
+/** A file the server would not give: the model, the status and, for the weights, what they must be. */
+function httpError(source, file, status) {
+  const where = source.kind === 'hub' ? `${source.id} at revision ${source.revision}` : source.base;
+  const hint = file === WEIGHTS ? ' (pytorch_model.bin alone is not supported yet: the model needs model.safetensors)' : '';
+  return new Error(`cannot fetch ${file} of ${where}: HTTP ${status}${hint}`);
 }
 
 /** Reads a response body with progress events; the first says the size before any byte arrives. */
@@ -144,14 +158,25 @@ function parseObject(bytes) {
 const MAX_SAFETENSORS_HEADER = 100_000_000;
 
 /** The safetensors layout: an 8-byte little-endian header length n, n bytes of JSON, then the data
- * that every tensor's data_offsets must fall within (a cut-off download fails here). */
+ * that every tensor's data_offsets must fall within (a cut-off download fails here). Returns the header. */
 function checkSafetensors(bytes) {
+  const n = headerLength(bytes, bytes.length);
+  const header = parseObject(bytes.subarray(8, 8 + n));
+  checkOffsets(header, bytes.length - 8 - n);
+  return header;
+}
+
+/** The header length n from a file's first 8 bytes, refused over the cap and, when the file's size is
+ * known, past its end (checked before n bytes are read or asked for). */
+function headerLength(bytes, fileBytes) {
   if (bytes.length < 8) throw new Error(`it has ${bytes.length} bytes, fewer than its 8-byte header length`);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_SAFETENSORS_HEADER)) throw new Error(`its header length ${n} is over 100 MB`);
-  if (8n + n > BigInt(bytes.length)) throw new Error(`its ${n}-byte header runs past the end of the ${bytes.length}-byte file`);
-  const header = parseObject(bytes.subarray(8, 8 + Number(n)));
-  const dataBytes = bytes.length - 8 - Number(n);
+  if (fileBytes && 8 + Number(n) > fileBytes) throw new Error(`its ${n}-byte header runs past the end of the ${fileBytes}-byte file`);
+  return Number(n);
+}
+
+function checkOffsets(header, dataBytes) {
   for (const [name, tensor] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const [start, end] = Array.isArray(tensor?.data_offsets) ? tensor.data_offsets : [];
@@ -162,6 +187,30 @@ function checkSafetensors(bytes) {
   }
 }
 
+const FORMATS = ['fp32', 'f16', 'bf16', 'int8'];
+
+/** The weights' format from a safetensors header: what our converter wrote in __metadata__ when it did;
+ * else 'int8' if any tensor is I8 (quantized, with F32 `<name>_scale` companions), 'f16' or 'bf16' if
+ * every floating tensor is, else 'fp32'. */
+function weightsFormat(header) {
+  const stated = header.__metadata__?.zeroshot_weights;
+  if (FORMATS.includes(stated)) return stated;
+  const dtypes = Object.entries(header).filter(([name]) => name !== '__metadata__').map(([, t]) => t?.dtype);
+  if (dtypes.includes('I8')) return 'int8';
+  const floats = dtypes.filter((d) => ['F64', 'F32', 'F16', 'BF16'].includes(d));
+  const half = ['F16', 'BF16'].find((d) => floats.length && floats.every((f) => f === d));
+  return half ? half.toLowerCase() : 'fp32';
+}
+
+/** The format of weights in memory, or null: a damaged file is the wasm's to report, with its own message. */
+function formatOf(bytes) {
+  try {
+    return weightsFormat(checkSafetensors(bytes));
+  } catch {
+    return null;
+  }
+}
+
 /** A download must parse as what its name says, so a broken transfer or an error page is never
  * cached (the wasm side checks the model's contents; this checks the file arrived whole). */
 function checkFile(file, bytes, url) {
@@ -169,7 +218,7 @@ function checkFile(file, bytes, url) {
   try {
     if (file.endsWith('.json')) parseObject(bytes);
     else if (file === 'vocab.txt') utf8(bytes);
-    else if (file === 'model.safetensors') checkSafetensors(bytes);
+    else if (file === WEIGHTS) checkSafetensors(bytes);
   } catch (e) {
     throw new Error(`${file} is not ${kind}: ${e.message} (downloaded from ${url})`);
   }
@@ -212,11 +261,7 @@ async function fetchFile(source, file, optional, progress, notes) {
     await cachePut(source, file, null, notes);
     return null;
   }
-  if (!response.ok) {
-    const where = source.kind === 'hub' ? `${source.id} at revision ${source.revision}` : source.base;
-    const hint = file === 'model.safetensors' ? ' (pytorch_model.bin alone is not supported yet: the model needs model.safetensors)' : '';
-    throw new Error(`cannot fetch ${file} of ${where}: HTTP ${response.status}${hint}`);
-  }
+  if (!response.ok) throw httpError(source, file, response.status);
   return download(source, file, response, progress, notes);
 }
 
@@ -226,7 +271,8 @@ async function download(source, file, response, progress, notes) {
   await checkDigest(file, bytes, response.headers.get('X-Linked-Etag'), response.url);
   checkFile(file, bytes, response.url);
   const validator = source.kind === 'url' ? validatorOf(response) : '';
-  if (source.kind === 'hub' || (await keptCopyDiffers(source, file, validator))) await cachePut(source, file, bytes, notes, validator);
+  const format = file === WEIGHTS ? formatOf(bytes) : null;
+  if (source.kind === 'hub' || (await keptCopyDiffers(source, file, validator))) await cachePut(source, file, bytes, notes, { validator, format });
   return bytes;
 }
 
@@ -235,8 +281,128 @@ async function fetchModel(source, progress, notes) {
   const tokenizerJson = await fetchFile(source, 'tokenizer.json', true, progress, notes);
   const vocab = tokenizerJson ? null : await fetchFile(source, 'vocab.txt', false, progress, notes);
   const tokenizerConfig = await fetchFile(source, 'tokenizer_config.json', true, progress, notes);
-  const weights = await fetchFile(source, 'model.safetensors', false, progress, notes);
+  const weights = await fetchFile(source, WEIGHTS, false, progress, notes);
   return { config, weights, tokenizerJson, vocab, tokenizerConfig };
+}
+
+// The probe: a model's weights format and size before any download, from a few kilobytes.
+
+const PROBE_TIMEOUT_MS = 15000; // a probe only informs: a server that stalls must not keep it waiting
+
+/** {format, bytes, cached} of a model's weights: format 'fp32' | 'f16' | 'bf16' | 'int8', or null when the
+ * server ignores Range requests (the header cannot be had without the whole file); bytes null when no one
+ * says; cached when a load would take them from Cache Storage. */
+async function probe(source) {
+  if (source.kind === 'file') return { ...(await probeHeader(fileReader(source.file), source.file.size)), cached: false };
+  if (source.kind === 'cached') {
+    const kept = await probeCached(source.key);
+    if (!kept) throw new Error(`no copy of ${source.key} is kept`);
+    return { ...kept, cached: true };
+  }
+  // A damaged kept copy is fetched again by the next load: the network says what that will get.
+  const kept = await probeCached(cacheKey(source, WEIGHTS)).catch(() => null);
+  // A Hub revision's kept copy is what a load uses; a folder URL's, only when its server is unreachable.
+  if (kept && source.kind === 'hub') return { ...kept, cached: true };
+  return probeNetwork(source, kept);
+}
+
+/** A HEAD for the size (Content-Length, or the Hub's X-Linked-Size), then the header by Range requests. */
+async function probeNetwork(source, kept) {
+  const init = { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) };
+  let head;
+  try {
+    head = await respond(source, WEIGHTS, [], { ...init, method: 'HEAD' });
+  } catch (e) {
+    if (kept) return { ...kept, cached: true }; // no network: a load would use the kept copy
+    throw e;
+  }
+  if (!head.ok) throw httpError(source, WEIGHTS, head.status);
+  const bytes = Number(head.headers.get('Content-Length')) || Number(head.headers.get('X-Linked-Size')) || null;
+  // head.url: where the redirects and typeform's refs/pr/3 led, so they are not followed again.
+  return { ...(await probeHeader(rangeReader(head.url, init), bytes)), cached: false };
+}
+
+/** {format, bytes} from the weights' header, read by `read(start, length)`, which gives null when the
+ * file cannot be read in parts (the format is then unknown). Checked as a download is (checkSafetensors). */
+async function probeHeader(read, bytes) {
+  const first = await readExactly(read, 0, 8);
+  if (!first) return { format: null, bytes };
+  const n = checked(() => headerLength(first, bytes));
+  const json = await readExactly(read, 8, n);
+  if (!json) return { format: null, bytes };
+  const format = checked(() => {
+    const header = parseObject(json);
+    if (bytes) checkOffsets(header, bytes - 8 - n);
+    return weightsFormat(header);
+  });
+  return { format, bytes };
+}
+
+async function readExactly(read, start, length) {
+  const got = await read(start, length);
+  if (got && got.length < length) throw new Error(`model.safetensors ends before byte ${start + length}`);
+  return got;
+}
+
+/** Runs a check of the weights' header; its error names the file, as a download's does (checkFile). */
+function checked(check) {
+  try {
+    return check();
+  } catch (e) {
+    throw new Error(`model.safetensors is not a valid safetensors file: ${e.message}`);
+  }
+}
+
+/** Reads `length` bytes at `start` of `url` by a Range request; null when the server ignores Range (a
+ * 200: the whole file is coming), whose body is then cancelled, not downloaded. */
+function rangeReader(url, init) {
+  return async (start, length) => {
+    const response = await request(url, { ...init, headers: { Range: `bytes=${start}-${start + length - 1}` } });
+    if (response.status !== 206) {
+      await response.body?.cancel();
+      if (response.ok) return null;
+      throw new Error(`cannot read bytes ${start}-${start + length - 1} of ${url}: HTTP ${response.status}`);
+    }
+    // Content-Range, where CORS lets us see it, must start where we asked (a proxy may differ).
+    const range = response.headers.get('Content-Range');
+    if (range && !range.startsWith(`bytes ${start}-`)) throw new Error(`asked for bytes ${start}-, ${url} sent ${range}`);
+    return new Uint8Array(await response.arrayBuffer()).subarray(0, length);
+  };
+}
+
+const fileReader = (file) => async (start, length) => new Uint8Array(await file.slice(start, start + length).arrayBuffer());
+
+/** {format, bytes} of a kept model.safetensors, from the start of its body; null when none is kept. */
+async function probeCached(key) {
+  if (!cacheAvailable()) return null;
+  const hit = await (await caches.open(CACHE_NAME)).match(key);
+  if (!hit || hit.headers.get('x-zeroshot-absent') === '1') return null;
+  await hit.body?.cancel();
+  return probeHeader(cacheReader(key), Number(hit.headers.get('x-zeroshot-size')) || null);
+}
+
+/** Reads the start of a kept file: a probe's two reads are at its start, so each reads from byte 0. */
+function cacheReader(key) {
+  return async (start, length) => {
+    const hit = await (await caches.open(CACHE_NAME)).match(key);
+    return (await readPrefix(hit.body, start + length)).subarray(start);
+  };
+}
+
+/** The first `count` bytes of a stream (fewer if it ends first); the rest is never read. */
+async function readPrefix(stream, count) {
+  const reader = stream.getReader();
+  const out = new Uint8Array(count);
+  let got = 0;
+  while (got < count) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const part = value.subarray(0, count - got);
+    out.set(part, got);
+    got += part.length;
+  }
+  await reader.cancel();
+  return out.subarray(0, got);
 }
 
 /** 'auto' means WebGPU on a real GPU; a fallback (software) adapter is slower than our CPU path. Tests
@@ -308,9 +474,10 @@ async function load({ source, backend, wasm, threads: maxThreads, allowFallbackA
   await initWasm(wasm, maxThreads);
   const notes = [];
   if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
-  classifier = await buildOn(await fetchModel(source, progress, notes), backend, allowFallbackAdapter);
+  const files = await fetchModel(source, progress, notes);
+  classifier = await buildOn(files, backend, allowFallbackAdapter);
   loaded = { source, backend };
-  return { ...running(), wasm: wasmBuild, notes };
+  return { ...running(), wasm: wasmBuild, notes, format: formatOf(files.weights) };
 }
 
 /** Runs `call` on the classifier; under 'auto', a GPU failure (device lost, say) rebuilds the model
@@ -351,6 +518,7 @@ async function run(msg, id) {
   if (msg.op === 'classify') return { result: await classify(msg), ...running() };
   if (msg.op === 'classifyBatch') return { results: await classifyBatch(msg), ...running() };
   if (msg.op === 'test' || msg.op === 'stats') return testOp(msg);
+  if (msg.op === 'probe') return probe(msg.source);
   throw new Error(`unknown operation ${msg.op}`);
 }
 

@@ -11,7 +11,7 @@ use super::dot;
 use super::{Backend, Batch, LAYER_NORM_EPS, Queries};
 use crate::config::Activation;
 use crate::error::{Error, Result};
-use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
+use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
 
 /// Runs DistilBERT on the CPU.
 pub struct CpuBackend {
@@ -47,21 +47,24 @@ impl CpuBackend {
     /// backend's threads. Natively gemm parallelises itself inside our pool (at 2 threads, splitting
     /// rows measured 78 vs 70 ms per text, splitting columns 63 vs 58); on wasm the rows are split,
     /// each thread streaming all of `w` (no partial sums to merge).
-    fn matmul_weight(&self, x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, c: &mut [f32]) -> Result<()> {
+    fn matmul_weight(&self, x: &[f32], rows: usize, inp: usize, w: Values, out: usize, c: &mut [f32]) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let par = if self.threads > 1 { gemm::Parallelism::Rayon(self.threads) } else { gemm::Parallelism::None };
-            self.in_pool(|| matmul_rows(x, rows, inp, w, out, c, par))
+            self.in_pool(|| match w {
+                Values::F32(w) => matmul_rows(x, rows, inp, w, out, c, par),
+                Values::Int8 { q, scales } => matmul_rows_int8(x, rows, inp, (q, scales), out, c, self.threads),
+            })
         }
         #[cfg(target_arch = "wasm32")]
         {
             // Blocks of whole dot-kernel rows (4), and no thread gets fewer than 8 rows.
             let per_thread = rows.div_ceil(self.threads).next_multiple_of(4).max(8);
             if per_thread >= rows || out == 0 || inp == 0 {
-                return matmul_rows(x, rows, inp, w, out, c);
+                return dot::matmul_nt(rows, out, inp, x, inp, w, c);
             }
             self.for_chunks(c, per_thread * out, |i, c| {
-                matmul_rows(&x[i * per_thread * inp..], c.len() / out, inp, w, out, c)
+                dot::matmul_nt(c.len() / out, out, inp, &x[i * per_thread * inp..], inp, w, c)
             })
         }
     }
@@ -239,7 +242,7 @@ pub fn softmax_row(row: &mut [f32]) {
 fn transpose(t: &Tensor) -> Result<Tensor> {
     const TILE: usize = 32;
     let (rows, cols) = dims(t)?;
-    let (src, mut dst) = (t.data(), vec![0.0; rows * cols]);
+    let (src, mut dst) = (t.data()?, vec![0.0; rows * cols]);
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             let c1 = (c0 + TILE).min(cols);
@@ -252,12 +255,6 @@ fn transpose(t: &Tensor) -> Result<Tensor> {
         }
     }
     Ok(Tensor::from_vec(vec![cols, rows], dst))
-}
-
-/// `c [rows, out] += x [rows, in] @ w^T` on one thread, `w` the checkpoint's [out, in] weight.
-#[cfg(target_arch = "wasm32")]
-fn matmul_rows(x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, c: &mut [f32]) -> Result<()> {
-    dot::matmul_nt(rows, out, inp, x, inp, w, c)
 }
 
 /// `c [rows, out] += x [rows, in] @ w` through gemm, `w` the [in, out] transpose.
@@ -277,11 +274,62 @@ fn matmul_rows(
     matmul(rows, out, inp, a, b, c, true, 1.0, par)
 }
 
-/// Inputs of a Linear weight as [`CpuBackend::load_linear`] keeps it: natively [in, out], on
-/// wasm [out, in].
+/// Output columns dequantised per gemm call in [`matmul_rows_int8`]: a [128, in] f32 panel is
+/// 1.5 MB for typeform's FFN, about L2's size.
+#[cfg(not(target_arch = "wasm32"))]
+const INT8_PANEL: usize = 128;
+
+/// `c [rows, out] += x [rows, in] @ w^T` for an int8 `w` ([out, in] + a scale per output row):
+/// panels of [`INT8_PANEL`] output rows are dequantised into f32 scratch (contiguous, so the loop
+/// vectorises) and multiplied by gemm, which reads the panel transposed through its strides;
+/// panels are spread over the pool, each thread with its own scratch and output. gemm takes no
+/// int8, and so the weights stay int8 in memory (a quarter of f32) at one conversion per call.
+#[cfg(not(target_arch = "wasm32"))]
+fn matmul_rows_int8(
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    (q, scales): (&[i8], &[f32]),
+    out: usize,
+    c: &mut [f32],
+    threads: usize,
+) -> Result<()> {
+    use rayon::prelude::*;
+    if q.len() != out * inp || scales.len() != out || x.len() < rows * inp || c.len() < rows * out {
+        return Err(Error::Backend(format!("int8 matmul {rows}x{inp} @ ({out}x{inp})^T: operand out of bounds")));
+    }
+    let panel = |j: usize| -> Result<Vec<f32>> {
+        let cols = INT8_PANEL.min(out - j);
+        // [cols, in], read by gemm as its [in, cols] transpose: a transposing dequantisation
+        // measured 1.54x fp32's time per forward against 1.35x for this contiguous one.
+        let w = crate::weights::dequantize(&q[j * inp..(j + cols) * inp], &scales[j..j + cols]);
+        let mut part = vec![0.0; rows * cols];
+        let a = MatRef { data: x, row_stride: inp, col_stride: 1 };
+        let b = MatRef { data: &w, row_stride: 1, col_stride: inp };
+        let p = MatMut { data: &mut part, row_stride: cols, col_stride: 1 };
+        matmul(rows, cols, inp, a, b, p, false, 1.0, gemm::Parallelism::None)?;
+        Ok(part)
+    };
+    let starts: Vec<usize> = (0..out).step_by(INT8_PANEL).collect();
+    let parts: Vec<Vec<f32>> = if threads > 1 {
+        starts.par_iter().map(|&j| panel(j)).collect::<Result<_>>()?
+    } else {
+        starts.iter().map(|&j| panel(j)).collect::<Result<_>>()?
+    };
+    for (&j, part) in starts.iter().zip(&parts) {
+        let cols = INT8_PANEL.min(out - j);
+        for (c_row, p_row) in c.chunks_exact_mut(out).zip(part.chunks_exact(cols)) {
+            c_row[j..j + cols].iter_mut().zip(p_row).for_each(|(c, p)| *c += p);
+        }
+    }
+    Ok(())
+}
+
+/// Inputs of a Linear weight as [`CpuBackend::load_linear`] keeps it: natively [in, out] (f32)
+/// or [out, in] (int8), on wasm [out, in].
 fn linear_inputs(w: &Tensor) -> Result<usize> {
     let (rows, cols) = dims(w)?;
-    Ok(if cfg!(target_arch = "wasm32") { cols } else { rows })
+    Ok(if cfg!(target_arch = "wasm32") || w.is_int8() { cols } else { rows })
 }
 
 /// The two dimensions of a 2-D tensor.
@@ -304,12 +352,17 @@ impl Backend for CpuBackend {
         Ok(t) // read as loaded: F32 straight from the file bytes
     }
 
-    /// Natively Linear weights are stored transposed, [in, out], so that gemm streams them
+    /// Natively f32 Linear weights are stored transposed, [in, out], so that gemm streams them
     /// without the per-call repacking an [out, in] layout costs it (~30% of a short forward). On
-    /// wasm they stay as loaded, [out, in] and borrowed from the file: [`dot`] reads them so.
+    /// wasm, and int8 everywhere, they stay as loaded, [out, in] and borrowed from the file:
+    /// [`dot`] reads them so, and [`matmul_rows_int8`] dequantises panels of them.
     fn load_linear(&mut self, l: Linear) -> Result<Linear> {
         #[cfg(not(target_arch = "wasm32"))]
-        return Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias });
+        if !l.weight.is_int8() {
+            return Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias });
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        return Ok(l); // int8 stays int8, [out, in]: see matmul_rows_int8
         #[cfg(target_arch = "wasm32")]
         return Ok(l);
     }
@@ -321,29 +374,40 @@ impl Backend for CpuBackend {
     fn embed(&mut self, input: &Batch, emb: &Embeddings) -> Result<Tensor> {
         let (vocab, dim) = dims(&emb.word_embeddings)?;
         let max_pos = dims(&emb.position_embeddings)?.0;
-        let (words, positions) = (emb.word_embeddings.data(), emb.position_embeddings.data());
+        let (words, positions) = (emb.word_embeddings.values(), emb.position_embeddings.data()?);
+        let (gamma, beta) = (emb.layer_norm.weight.data()?, emb.layer_norm.bias.data()?);
         let mut out = vec![0.0; input.rows() * dim];
         for (t, (row, &id)) in out.chunks_exact_mut(dim).zip(&input.ids).enumerate() {
             let (id, pos) = (id as usize, t % input.seq.max(1));
             if id >= vocab || pos >= max_pos {
                 return Err(Error::Backend(format!("token id {id} at position {pos} outside the embeddings")));
             }
-            let (w, p) = (&words[id * dim..(id + 1) * dim], &positions[pos * dim..(pos + 1) * dim]);
-            row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (w, p))| *o = w + p);
-            layer_norm_row(row, emb.layer_norm.weight.data(), emb.layer_norm.bias.data());
+            let p = &positions[pos * dim..(pos + 1) * dim];
+            match words {
+                Values::F32(words) => {
+                    let w = &words[id * dim..(id + 1) * dim];
+                    row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (w, p))| *o = w + p);
+                }
+                Values::Int8 { q, scales } => {
+                    let (w, s) = (&q[id * dim..(id + 1) * dim], scales[id]);
+                    row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (&w, p))| *o = f32::from(w) * s + p);
+                }
+            }
+            layer_norm_row(row, gamma, beta);
         }
         Ok(Tensor::from_vec(vec![input.rows(), dim], out))
     }
 
     fn linear(&mut self, x: &Tensor, w: &Linear, act: Option<Activation>) -> Result<Tensor> {
         let (rows, inp) = dims(x)?;
-        let (out_dim, w_in) = (w.bias.data().len(), linear_inputs(&w.weight)?);
+        let (bias, w_in) = (w.bias.data()?, linear_inputs(&w.weight)?);
+        let out_dim = bias.len();
         if inp != w_in {
             return Err(Error::Backend(format!("linear: input width {inp}, weight expects {w_in}")));
         }
         // Start from the bias broadcast over rows, then accumulate x [rows, in] @ w.
-        let mut out: Vec<f32> = w.bias.data().iter().copied().cycle().take(rows * out_dim).collect();
-        self.matmul_weight(x.data(), rows, inp, w.weight.data(), out_dim, &mut out)?;
+        let mut out: Vec<f32> = bias.iter().copied().cycle().take(rows * out_dim).collect();
+        self.matmul_weight(x.data()?, rows, inp, w.weight.values(), out_dim, &mut out)?;
         let per_chunk = self.rows_per_thread(rows) * out_dim;
         match act {
             Some(Activation::Gelu) => self.for_chunks(&mut out, per_chunk, |_, c| {
@@ -365,7 +429,7 @@ impl Backend for CpuBackend {
         let (seq, hd, nq) = (input.seq, dim / n_heads, queries.per_sequence(input.seq));
         let scale = 1.0 / (hd as f32).sqrt();
         let mut ctx = vec![0.0; input.batch * nq * dim];
-        let qkv = qkv.data();
+        let qkv = qkv.data()?;
         // One sequence per chunk of ctx ([nq, dim]), sequences spread over the threads.
         self.for_chunks(&mut ctx, nq * dim, |b, ctx| {
             let bias = &input.key_bias[b * seq..(b + 1) * seq];
@@ -396,9 +460,10 @@ impl Backend for CpuBackend {
         if dims(residual)? != (rows, dim) {
             return Err(Error::Backend("add_layer_norm: x and residual shapes differ".into()));
         }
-        let mut out: Vec<f32> = x.data().iter().zip(residual.data()).map(|(a, b)| a + b).collect();
+        let mut out: Vec<f32> = x.data()?.iter().zip(residual.data()?).map(|(a, b)| a + b).collect();
+        let (gamma, beta) = (ln.weight.data()?, ln.bias.data()?);
         for row in out.chunks_exact_mut(dim) {
-            layer_norm_row(row, ln.weight.data(), ln.bias.data());
+            layer_norm_row(row, gamma, beta);
         }
         Ok(Tensor::from_vec(vec![rows, dim], out))
     }
@@ -408,13 +473,13 @@ impl Backend for CpuBackend {
         if rows != input.rows() {
             return Err(Error::Backend("cls_rows: tensor rows differ from the batch".into()));
         }
-        let data = x.data();
+        let data = x.data()?;
         let out = (0..input.batch).flat_map(|b| &data[b * input.seq * dim..][..dim]).copied().collect();
         Ok(Tensor::from_vec(vec![input.batch, dim], out))
     }
 
     async fn read(&mut self, t: &Tensor) -> Result<Vec<f32>> {
-        Ok(t.data().to_vec())
+        Ok(t.data()?.to_vec())
     }
 }
 
@@ -451,7 +516,7 @@ mod tests {
         assert_eq!(tt.shape, vec![cols, rows]);
         for r in 0..rows {
             for c in 0..cols {
-                assert_eq!(tt.data()[c * rows + r], t.data()[r * cols + c], "({r}, {c})");
+                assert_eq!(tt.data().unwrap()[c * rows + r], t.data().unwrap()[r * cols + c], "({r}, {c})");
             }
         }
     }

@@ -17,36 +17,59 @@
 //! x86-64's 16, so blocks stay at 8 accumulators.
 
 use crate::error::{Error, Result};
+use crate::weights::{Values, dequantize_into};
 
 /// `c[m x n] += a[m x k] @ w^T` with `w` a checkpoint Linear weight as stored ([n, k],
-/// row-major), in [`DR`] x [`DC`] blocks (see the module doc). Each output's 4-lane accumulator
-/// is summed across lanes once at the end; the `w` rows of a block stay in L1 while all rows of
-/// `a` pass them.
-pub fn matmul_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: &[f32], c: &mut [f32]) -> Result<()> {
+/// row-major; f32, or int8 with a scale per row), in [`DR`] x [`DC`] blocks (see the module
+/// doc). Each output's 4-lane accumulator is summed across lanes once at the end; the `w` rows of
+/// a block stay in L1 while all rows of `a` pass them. int8 rows are dequantised [`DC`] at a time
+/// into a small scratch buffer, once per call, so their cost is spread over all `m` rows.
+pub fn matmul_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: Values, c: &mut [f32]) -> Result<()> {
     let fits = |len: usize, rows: usize, ld: usize| rows == 0 || k == 0 || (ld >= k && (rows - 1) * ld + k <= len);
-    if !fits(a.len(), m, lda) || !fits(w.len(), n, k) || c.len() < m * n {
+    let w_fits = match w {
+        Values::F32(w) => fits(w.len(), n, k),
+        Values::Int8 { q, scales } => fits(q.len(), n, k) && scales.len() >= n,
+    };
+    if !fits(a.len(), m, lda) || !w_fits || c.len() < m * n {
         return Err(Error::Backend(format!("matmul_nt {m}x{k} @ ({n}x{k})^T: operand out of bounds")));
     }
-    let mut j = 0;
-    while j < n {
+    let mut scratch = Vec::new();
+    for j in (0..n).step_by(DC) {
         let cols = DC.min(n - j);
-        let w_rows = &w[j * k..];
-        let mut i = 0;
-        while i < m {
-            let rows = DR.min(m - i);
-            let (a_rows, c_rows) = (&a[i * lda..], &mut c[i * n + j..]);
-            match (rows, cols) {
-                (DR, DC) => dot_block::<DR, DC>(k, a_rows, lda, w_rows, c_rows, n),
-                (_, DC) => (0..rows)
-                    .for_each(|r| dot_block::<1, DC>(k, &a_rows[r * lda..], lda, w_rows, &mut c_rows[r * n..], n)),
-                _ => (0..rows)
-                    .for_each(|r| dot_block::<1, 1>(k, &a_rows[r * lda..], lda, w_rows, &mut c_rows[r * n..], n)),
+        let w_rows = match w {
+            Values::F32(w) => &w[j * k..],
+            Values::Int8 { q, scales } => {
+                scratch.resize(cols * k, 0.0);
+                dequantize_into(&q[j * k..][..cols * k], &scales[j..j + cols], &mut scratch);
+                &scratch[..]
             }
-            i += rows;
-        }
-        j += cols;
+        };
+        column_block(m, cols, k, a, lda, w_rows, &mut c[j..], n);
     }
     Ok(())
+}
+
+/// One block of `cols` (<= [`DC`]) outputs for all `m` rows: `c[i][cc] += a[i] . w[cc]`, `c` at
+/// the block's first column with `ldc` between rows.
+#[allow(clippy::too_many_arguments)]
+fn column_block(m: usize, cols: usize, k: usize, a: &[f32], lda: usize, w: &[f32], c: &mut [f32], ldc: usize) {
+    let mut i = 0;
+    while i < m {
+        let rows = DR.min(m - i);
+        let (a_rows, c_rows) = (&a[i * lda..], &mut c[i * ldc..]);
+        match (rows, cols) {
+            (DR, DC) => dot_block::<DR, DC>(k, a_rows, lda, w, c_rows, ldc),
+            (_, DC) => {
+                (0..rows).for_each(|r| dot_block::<1, DC>(k, &a_rows[r * lda..], lda, w, &mut c_rows[r * ldc..], ldc))
+            }
+            _ => (0..rows).for_each(|r| {
+                (0..cols).for_each(|cc| {
+                    dot_block::<1, 1>(k, &a_rows[r * lda..], lda, &w[cc * k..], &mut c_rows[r * ldc + cc..], ldc)
+                })
+            }),
+        }
+        i += rows;
+    }
 }
 
 /// Rows of `a` per dot block.
@@ -156,7 +179,7 @@ mod tests {
             let w = random_values(n * k, 2, 1.0);
             let bias = random_values(n, 3, 1.0);
             let mut c: Vec<f32> = bias.iter().copied().cycle().take(m * n).collect();
-            matmul_nt(m, n, k, &a, k, &w, &mut c).unwrap();
+            matmul_nt(m, n, k, &a, k, Values::F32(&w), &mut c).unwrap();
             for (i, got) in c.iter().enumerate() {
                 let (r, j) = (i / n, i % n);
                 let want = (0..k).map(|t| a[r * k + t] as f64 * w[j * k + t] as f64).sum::<f64>() + bias[j] as f64;
@@ -164,7 +187,27 @@ mod tests {
                 assert!((*got as f64 - want).abs() <= tol, "{m}x{n}x{k} index {i}: actual {got}, expected {want}");
             }
         }
-        let err = matmul_nt(2, 2, 4, &[0.0; 7], 4, &[0.0; 8], &mut [0.0; 4]).unwrap_err();
+        let err = matmul_nt(2, 2, 4, &[0.0; 7], 4, Values::F32(&[0.0; 8]), &mut [0.0; 4]).unwrap_err();
         assert!(err.to_string().contains("out of bounds"), "{err}");
+    }
+
+    /// int8 weights give what their dequantised f32 copy gives, on the same odd shapes (the
+    /// scratch panel's edges), bit for bit: the same f32 weights enter the same loops.
+    #[test]
+    fn int8_weights_match_their_dequantised_copy() {
+        for (m, n, k) in [(1, 1, 1), (5, 7, 9), (7, 9, 257), (37, 61, 129)] {
+            let a = random_values(m * k, 4, 1.0);
+            let q: Vec<i8> = random_values(n * k, 5, 127.0).iter().map(|v| *v as i8).collect();
+            let scales: Vec<f32> = random_values(n, 6, 0.01).iter().map(|s| s.abs()).collect();
+            let dequantized = crate::weights::dequantize(&q, &scales);
+            let (mut c8, mut c32) = (vec![0.5; m * n], vec![0.5; m * n]);
+            matmul_nt(m, n, k, &a, k, Values::Int8 { q: &q, scales: &scales }, &mut c8).unwrap();
+            matmul_nt(m, n, k, &a, k, Values::F32(&dequantized), &mut c32).unwrap();
+            for (i, (got, want)) in c8.iter().zip(&c32).enumerate() {
+                assert_eq!(got.to_bits(), want.to_bits(), "{m}x{n}x{k} index {i}: actual {got}, expected {want}");
+            }
+        }
+        let short = Values::Int8 { q: &[0; 8], scales: &[1.0] };
+        assert!(matmul_nt(1, 2, 4, &[0.0; 4], 4, short, &mut [0.0; 2]).is_err(), "one scale for two rows");
     }
 }

@@ -16,7 +16,7 @@ use wgpu::util::DeviceExt;
 use super::{Backend, Batch, LAYER_NORM_EPS, MAX_BATCH_ROWS, Queries};
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
-use crate::weights::{Embeddings, LayerNorm, Linear, Tensor};
+use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values, dequantize};
 
 /// Largest sequence the attention kernel holds in workgroup memory (`MAX_SEQ` in attention.wgsl).
 const MAX_SEQ: usize = 1024;
@@ -43,6 +43,9 @@ pub struct GpuTensor {
     rows: usize,
     cols: usize,
     row_stride: usize,
+    /// An int8 Linear weight's [rows] scales; `buffer` then holds its values packed four to a
+    /// u32 (see shaders/matmul_int8.wgsl).
+    int8_scales: Option<Rc<PooledBuffer>>,
 }
 
 /// A buffer that goes back to its pool when the last tensor using it is dropped. Reusing it in a
@@ -109,6 +112,7 @@ pub struct GpuInput {
 struct Kernels {
     embed: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     matmul: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    matmul_int8: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     attention: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     add_layer_norm: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
 }
@@ -274,14 +278,27 @@ impl GpuBackend {
             })
         });
         let buffer = Rc::new(PooledBuffer { buffer, pool: Some(Rc::clone(&self.pool)) });
-        Ok(GpuTensor { buffer, rows, cols, row_stride: cols })
+        Ok(GpuTensor { buffer, rows, cols, row_stride: cols, int8_scales: None })
     }
 
     /// Records one dispatch: `buffers` bound at 0.., the `params` uniform after them.
     fn dispatch(&mut self, kernel: Kernel, buffers: &[&wgpu::Buffer], params: &[u32], groups: [u32; 3]) -> Result<()> {
+        self.dispatch_with(kernel, buffers, params, &[], groups)
+    }
+
+    /// [`Self::dispatch`] with `after` bound past the uniform (an int8 weight's scales).
+    fn dispatch_with(
+        &mut self,
+        kernel: Kernel,
+        buffers: &[&wgpu::Buffer],
+        params: &[u32],
+        after: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let (pipeline, layout) = match kernel {
             Kernel::Embed => &self.kernels.embed,
             Kernel::Matmul => &self.kernels.matmul,
+            Kernel::MatmulInt8 => &self.kernels.matmul_int8,
             Kernel::Attention => &self.kernels.attention,
             Kernel::AddLayerNorm => &self.kernels.add_layer_norm,
         };
@@ -295,6 +312,7 @@ impl GpuBackend {
             .iter()
             .map(|b| b.as_entire_binding())
             .chain([uniform])
+            .chain(after.iter().map(|b| b.as_entire_binding()))
             .enumerate()
             .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
             .collect();
@@ -386,6 +404,7 @@ impl GpuBackend {
 enum Kernel {
     Embed,
     Matmul,
+    MatmulInt8,
     Attention,
     AddLayerNorm,
 }
@@ -471,7 +490,19 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
         ),
         matmul: pipeline(
             "matmul",
-            concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul.wgsl")),
+            concat!(
+                include_str!("../../shaders/erf.wgsl"),
+                include_str!("../../shaders/matmul_f32.wgsl"),
+                include_str!("../../shaders/matmul.wgsl")
+            ),
+        ),
+        matmul_int8: pipeline(
+            "matmul_int8",
+            concat!(
+                include_str!("../../shaders/erf.wgsl"),
+                include_str!("../../shaders/matmul_int8.wgsl"),
+                include_str!("../../shaders/matmul.wgsl")
+            ),
         ),
         attention: pipeline("attention", include_str!("../../shaders/attention.wgsl")),
         add_layer_norm: pipeline(
@@ -486,6 +517,21 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
         return Err(format!("out of memory compiling shaders: {e}"));
     }
     Ok(kernels)
+}
+
+/// int8 rows `[rows, cols]` packed four to a little-endian u32, each row padded to whole words,
+/// as shaders/matmul_int8.wgsl reads them.
+fn pack_int8_rows(q: &[i8], cols: usize) -> Vec<u32> {
+    let words = cols.div_ceil(4);
+    let mut packed = Vec::with_capacity(q.len() / cols.max(1) * words);
+    for row in q.chunks_exact(cols.max(1)) {
+        packed.extend(row.chunks(4).map(|b| {
+            let mut word = [0u8; 4];
+            word.iter_mut().zip(b).for_each(|(w, &v)| *w = v as u8);
+            u32::from_le_bytes(word)
+        }));
+    }
+    packed
 }
 
 fn groups(n: usize, per_group: u32) -> u32 {
@@ -513,13 +559,35 @@ impl Backend for GpuBackend {
             [r, c] => (r, c),
             _ => return Err(Error::Gpu(format!("cannot upload a tensor of shape {:?}", t.shape))),
         };
-        let buffer = self.upload("weight", bytemuck::cast_slice(t.data()))?;
-        Ok(GpuTensor { buffer: Rc::new(PooledBuffer { buffer, pool: None }), rows, cols, row_stride: cols })
+        let buffer = match t.values() {
+            Values::F32(values) => self.upload("weight", bytemuck::cast_slice(values))?,
+            // Only matmul reads packed int8 (load_linear); the embedding gather reads f32, so
+            // an int8 word embedding is dequantised once, here.
+            Values::Int8 { q, scales } => self.upload("weight", bytemuck::cast_slice(&dequantize(q, scales)))?,
+        };
+        Ok(GpuTensor {
+            buffer: Rc::new(PooledBuffer { buffer, pool: None }),
+            rows,
+            cols,
+            row_stride: cols,
+            int8_scales: None,
+        })
     }
 
-    /// Linear weights stay [out, in] as in the checkpoint: matmul.wgsl reads them that way.
+    /// Linear weights stay [out, in] as in the checkpoint: matmul.wgsl reads them that way; int8
+    /// ones stay int8, packed four to a u32 word per row, with their scales beside them.
     fn load_linear(&mut self, l: Linear) -> Result<Linear<GpuTensor>> {
-        Ok(Linear { weight: self.load_tensor(l.weight)?, bias: self.load_tensor(l.bias)? })
+        let weight = match (l.weight.values(), &l.weight.shape[..]) {
+            (Values::Int8 { q, scales }, &[rows, cols]) => {
+                let packed = self.upload("int8 weight", bytemuck::cast_slice(&pack_int8_rows(q, cols)))?;
+                let scales = self.upload("int8 scales", bytemuck::cast_slice(scales))?;
+                let (buffer, scales) =
+                    (PooledBuffer { buffer: packed, pool: None }, PooledBuffer { buffer: scales, pool: None });
+                GpuTensor { buffer: Rc::new(buffer), rows, cols, row_stride: cols, int8_scales: Some(Rc::new(scales)) }
+            }
+            _ => self.load_tensor(l.weight)?,
+        };
+        Ok(Linear { weight, bias: self.load_tensor(l.bias)? })
     }
 
     /// The attention kernel holds a sequence's scores and a head's query in workgroup memory.
@@ -598,7 +666,11 @@ impl Backend for GpuBackend {
         };
         let params = [m as u32, n as u32, k as u32, x.row_stride as u32, act, 0, 0, 0];
         let buffers = [&x.buffer.buffer, &w.weight.buffer.buffer, &w.bias.buffer.buffer, &out.buffer.buffer];
-        self.dispatch(Kernel::Matmul, &buffers, &params, [groups(n, MATMUL_TILE), groups(m, MATMUL_TILE), 1])?;
+        let grid = [groups(n, MATMUL_TILE), groups(m, MATMUL_TILE), 1];
+        match &w.weight.int8_scales {
+            Some(scales) => self.dispatch_with(Kernel::MatmulInt8, &buffers, &params, &[&scales.buffer], grid)?,
+            None => self.dispatch(Kernel::Matmul, &buffers, &params, grid)?,
+        }
         Ok(out)
     }
 
@@ -643,7 +715,8 @@ impl Backend for GpuBackend {
     /// A strided view (every `seq`-th row): matmul reads rows `a_row_stride` apart, so no copy.
     fn cls_rows(&mut self, x: &GpuTensor, input: &GpuInput) -> Result<GpuTensor> {
         contiguous(x, "cls_rows")?;
-        Ok(GpuTensor { buffer: Rc::clone(&x.buffer), rows: input.batch, cols: x.cols, row_stride: input.seq * x.cols })
+        let (buffer, rows, cols) = (Rc::clone(&x.buffer), input.batch, x.cols);
+        Ok(GpuTensor { buffer, rows, cols, row_stride: input.seq * x.cols, int8_scales: None })
     }
 
     async fn read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {

@@ -66,6 +66,9 @@ test('after one online visit, a reload with both servers stopped opens the page 
   await hub.close();
   await page.reload();
   await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 30000 });
+  // Before any Classify, the page says what the kept copy of the model in the field is.
+  await page.waitForFunction(() => document.getElementById('model-info').dataset.state === 'done', null, { timeout: 30000 });
+  assert.equal(await page.textContent('#model-info'), 'f16 · 1.5 MB, on this device');
   for (const [i, model] of models.entries()) assert.deepEqual(await classifyWith(page, model), online[i], model);
   assert.match(await page.textContent('#notes'), /no network: the model comes from the copy kept on this device/);
   assert.equal(await page.isVisible('#offline'), true, 'the page says it is offline');

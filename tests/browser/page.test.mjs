@@ -4,7 +4,8 @@
 // network while classifying, bulk CSV import and export, and bad input shown as messages; damaged
 // downloads refused and not cached, one run and one load at a time, damaged stored inputs ignored;
 // the bulk chart (counts, threshold, filter, exports, kept across reloads), a failed load's message
-// and the demo models' note.
+// and the demo models' note; the weights' format and size shown before any download (Hub, local
+// files, a server that ignores Range, a made-up int8 model).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from './server.mjs';
 import { serveHub } from './hub.mjs';
+import { int8Weights } from './safetensors.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = `${ROOT}/target/debug/zeroshot`; // built by `cargo test`, which runs first
@@ -46,26 +48,41 @@ function cli(fixture, extra = []) {
   return JSON.parse(out.toString());
 }
 
-/** A fresh browser profile on the page for `model`, with every request recorded; `backend: null`
- * leaves the backend to the page. */
+/** A fresh browser profile on the page for `model`, with every request recorded (`downloads`: the
+ * GETs without Range, which a probe never makes); `backend: null` leaves the backend to the page. */
 async function open(model, { context, hubUrl = hub.url, backend = 'cpu' } = {}) {
   const ctx = context ?? (await browser.newContext({ acceptDownloads: true }));
   const page = await ctx.newPage();
   const requests = [];
-  ctx.on('request', (r) => requests.push(r.url()));
+  const downloads = [];
+  ctx.on('request', (r) => {
+    requests.push(r.url());
+    if (r.method() === 'GET' && !r.headers().range) downloads.push(r.url());
+  });
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   const query = new URLSearchParams({ model, hub: hubUrl, ...(backend && { backend }) });
   await goto(page, `${site.url}/www/index.html?${query}`);
-  return { ctx, page, requests, dialogs };
+  return { ctx, page, requests, downloads, dialogs };
 }
 
 /** Opens the page and waits until it is settled: on a secure origin the service worker's first
- * takeover reloads it once (cross-origin isolation, for threads). */
+ * takeover reloads it once (cross-origin isolation, for threads), and the model's probe has answered. */
 async function goto(page, url) {
   await page.goto(url);
   await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 20000 });
+  await modelInfo(page);
 }
+
+/** What the page says of the model's weights, once its probe (or load) has answered. */
+async function modelInfo(page) {
+  await page.waitForFunction(() => document.getElementById('model-info').dataset.state === 'done', null, { timeout: 20000 });
+  return page.textContent('#model-info');
+}
+
+/** The downloads (GETs without Range) of a Hub model's weights the mock Hub saw since `since` in its log. */
+const weightDownloads = (id, since) => hub.log.slice(since)
+  .filter((r) => r.method === 'GET' && !r.range && r.path.startsWith(`/${id}/`) && r.path.endsWith('/model.safetensors'));
 
 /** Types the text and labels, presses Ctrl+Enter, and reads the bars. */
 async function classify(page, { text = TEXT, labels = LABELS } = {}) {
@@ -117,6 +134,8 @@ test('a redirected model and one served without Content-Length load too', async 
 
 test('a missing model is a clear message and the page keeps working', async () => {
   const { ctx, page } = await open('acme/does-not-exist');
+  assert.equal(await modelInfo(page), 'format unknown');
+  assert.match(await page.getAttribute('#model-info', 'title'), /cannot fetch model\.safetensors of acme\/does-not-exist at revision main: HTTP 404/);
   const got = await classify(page);
   assert.match(got.error, /cannot fetch config\.json of acme\/does-not-exist at revision main: HTTP 404/);
   await page.fill('#model', 'acme/plain-model');
@@ -139,10 +158,12 @@ test('reload: the model comes from the cache; a corrupted entry is fetched again
     const half = (await old.arrayBuffer()).slice(0, 1000);
     await cache.put(key, new Response(half, { headers: { 'x-zeroshot-size': old.headers.get('x-zeroshot-size') } }));
   });
+  const logged = hub.log.length;
   await first.page.reload();
   assertLikeCli(await classify(first.page), cli('typeform-layout'));
-  const again = modelRequests(first.requests).slice(before);
-  assert.deepEqual(again.map((u) => new URL(u).pathname), ['/acme/plain-model/resolve/main/model.safetensors']);
+  // Its probe cannot read the cut-off copy's header, so it asks the Hub (HEAD, Range); one download.
+  const again = hub.log.slice(logged).filter((r) => r.method === 'GET' && !r.range);
+  assert.deepEqual(again.map((r) => r.path), ['/acme/plain-model/resolve/main/model.safetensors']);
   await first.ctx.close();
 });
 
@@ -151,8 +172,9 @@ test('the cache is keyed by host: the same id from another hub is fetched from t
   const first = await open('acme/plain-model');
   assertLikeCli(await classify(first.page), cli('typeform-layout'));
   const second = await open('acme/plain-model', { context: first.ctx, hubUrl: other.url });
+  assert.equal(await modelInfo(second.page), 'fp32 · 2.0 MB download', 'not the first host\'s copy');
   assertLikeCli(await classify(second.page), cli('typeform-layout'));
-  const fromOther = second.requests.filter((u) => u.startsWith(other.url) && u.endsWith('/model.safetensors'));
+  const fromOther = second.downloads.filter((u) => u.startsWith(other.url) && u.endsWith('/model.safetensors'));
   assert.ok(fromOther.length > 0, `the weights come from the second host, not the first host's cache entry: ${second.requests.join(' ')}`);
   await first.ctx.close();
   await other.close();
@@ -250,13 +272,16 @@ test('an insecure origin says so and runs on the CPU without a cache', async () 
 });
 
 test('a static host without COOP/COEP: the service worker isolates the page before any download, and the CPU uses every core', async () => {
-  const { ctx, page, requests } = await open('/tests/fixtures/typeform-layout/');
+  const { ctx, page, requests, downloads } = await open('/tests/fixtures/typeform-layout/');
   const navigations = [];
   page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()));
   assert.equal(await page.evaluate(() => window.crossOriginIsolated), true);
   assert.equal(await page.evaluate(() => document.documentElement.dataset.threads), 'many');
-  const firstModelFile = requests.findIndex((u) => u.includes('/tests/fixtures/'));
-  assert.equal(firstModelFile, -1, 'no model file is fetched before the page is isolated');
+  const reloaded = requests.findLastIndex((u) => u.startsWith(`${site.url}/www/index.html`));
+  assert.ok(reloaded > 0, 'the page was loaded twice');
+  assert.equal(requests.slice(0, reloaded).findIndex((u) => u.includes('/tests/fixtures/')), -1, 'no model file is asked for before the page is isolated');
+  assert.equal(await modelInfo(page), 'fp32 · 2.0 MB download', 'then the probe, by HEAD and Range through the service worker');
+  assert.deepEqual(downloads.filter((u) => u.includes('/tests/fixtures/')), [], 'and no model file downloaded before Classify');
   const got = await classify(page);
   assert.ok(got.labels, got.error);
   const status = await page.textContent('#model-status');
@@ -317,18 +342,22 @@ test('a damaged download is an error naming the file, is not cached, and is fetc
   }
 });
 
-/** An init script: counts the page's workers, started and ended (terminate()), in window.workers. */
+/** An init script: counts the page's model workers (those told to load a model, not the probe's
+ * short-lived ones), started and ended (terminate()), in window.workers. */
 function countWorkers() {
   const Native = window.Worker;
   window.workers = { started: 0, ended: 0 };
   window.Worker = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.workers.started += 1;
+    postMessage(message, ...rest) {
+      if (message?.op === 'load' && !this.loads) {
+        this.loads = true;
+        window.workers.started += 1;
+      }
+      super.postMessage(message, ...rest);
     }
 
     terminate() {
-      window.workers.ended += 1;
+      if (this.loads) window.workers.ended += 1;
       super.terminate();
     }
   };
@@ -668,4 +697,82 @@ test('a failed load says so; without network it points to the demo models, which
   assertLikeCli(await classify(page), cli('typeform-layout'));
   assert.equal(await page.isVisible('#single-demo'), false, 'a real model has no note');
   await ctx.close();
+});
+
+test("before any download, the page shows the weights' format and size (Hub fp32 via refs/pr/3, f16 without Content-Length)", async () => {
+  const start = hub.log.length;
+  const { ctx, page } = await open('typeform/distilbert-base-uncased-mnli');
+  assert.equal(await modelInfo(page), 'fp32 · 2.0 MB download');
+  const asked = hub.log.slice(start).filter((r) => r.path.endsWith('/model.safetensors'));
+  assert.ok(asked.some((r) => r.method === 'HEAD') && asked.some((r) => r.range === 'bytes=0-7'), JSON.stringify(asked));
+  assert.ok(asked.some((r) => r.range === 'bytes=8-4503' && r.path.includes('/refs%2Fpr%2F3/')), 'the header, where main sent us');
+  assert.deepEqual(weightDownloads('typeform/distilbert-base-uncased-mnli', start), [], 'no download before Classify');
+  // Another model typed in: probed once typing pauses, again with no download; its size from X-Linked-Size.
+  await page.fill('#model', 'acme/no-length-model');
+  await page.waitForFunction(() => document.getElementById('model-info').textContent.startsWith('f16'));
+  assert.equal(await modelInfo(page), 'f16 · 1.5 MB download');
+  assert.deepEqual(weightDownloads('acme/no-length-model', start), []);
+  assertLikeCli(await classify(page), cli('f16-relu'));
+  assert.equal(weightDownloads('acme/no-length-model', start).length, 1, 'downloaded on Classify');
+  assert.equal(await modelInfo(page), 'f16 · 1.5 MB, downloaded');
+  // Next visit: the kept copy's header says it, and the Hub is asked nothing.
+  const visit = hub.log.length;
+  await goto(page, `${site.url}/www/index.html?${new URLSearchParams({ model: 'acme/no-length-model', hub: hub.url, backend: 'cpu' })}`);
+  assert.equal(await modelInfo(page), 'f16 · 1.5 MB, on this device');
+  assert.deepEqual(hub.log.slice(visit), []);
+  await page.click('#stored summary');
+  await page.waitForFunction(() => document.getElementById('stored-list').textContent.includes('acme/no-length-model'));
+  assert.match(await page.textContent('#stored-list'), /acme\/no-length-model @ main from [\d.:]+ · f16 · [\d.]+ MB/);
+  await ctx.close();
+});
+
+test("local files: the weights' format and size are shown before the load, with no request", async () => {
+  const { ctx, page, requests } = await open('acme/plain-model');
+  await page.evaluate(() => {
+    window.seen = [];
+    for (const id of ['model-info', 'model-status']) {
+      new MutationObserver(() => window.seen.push(`${id}: ${document.getElementById(id).textContent}`))
+        .observe(document.getElementById(id), { childList: true, characterData: true, subtree: true });
+    }
+  });
+  const picks = { 'tokenizer-json': ['tokenizer.json', 'fp32 · 2.0 MB, local files'], 'f16-relu': ['vocab.txt', 'f16 · 1.5 MB, local files'] };
+  for (const [fixture, [tokenizer, want]] of Object.entries(picks)) {
+    const before = requests.length;
+    await page.evaluate(() => { window.seen = []; });
+    const files = ['config.json', 'model.safetensors', tokenizer, 'tokenizer_config.json'].map((f) => `${ROOT}/tests/fixtures/${fixture}/${f}`);
+    await page.setInputFiles('#files', files);
+    await page.waitForFunction(() => window.seen.some((s) => s.startsWith('model-status: Ready: 4 local files')));
+    const seen = await page.evaluate(() => window.seen);
+    const shown = seen.indexOf(`model-info: ${want}`);
+    assert.ok(shown >= 0 && shown < seen.indexOf('model-status: Loading the model…'), `${fixture}: ${seen.join(' | ')}`);
+    assert.equal(await modelInfo(page), want, fixture);
+    assert.deepEqual(requests.slice(before).filter((u) => u.includes('model.safetensors') || u.startsWith(hub.url)), [], fixture);
+  }
+  assertLikeCli(await classify(page), cli('f16-relu'));
+  await ctx.close();
+});
+
+test('a server that ignores Range: the format is unknown until the download, and the page works', async () => {
+  const start = hub.log.length;
+  const { ctx, page } = await open('acme/no-range-model');
+  assert.equal(await modelInfo(page), 'format unknown · 2.0 MB download');
+  const ranged = hub.log.slice(start).filter((r) => r.range);
+  assert.deepEqual(ranged.map((r) => r.range), ['bytes=0-7'], 'one Range request, whose 200 ended the probe');
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  assert.equal(await modelInfo(page), 'fp32 · 2.0 MB, downloaded', 'the format, once the weights are here');
+  await ctx.close();
+});
+
+test('a made-up int8 model on the Hub: the probe reads its format from the header alone', async () => {
+  const weights = int8Weights({ vocab: 30522 });
+  hub.files.set('acme/int8-model/model.safetensors', weights);
+  const start = hub.log.length;
+  try {
+    const { ctx, page } = await open('acme/int8-model');
+    assert.equal(await modelInfo(page), `int8 · ${(weights.length / 1e6).toFixed(1)} MB download`);
+    assert.deepEqual(weightDownloads('acme/int8-model', start), []);
+    await ctx.close();
+  } finally {
+    hub.files.clear();
+  }
 });

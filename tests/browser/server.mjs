@@ -14,7 +14,27 @@ const TYPES = {
 };
 
 /**
- * Serves `root`; resolves to {url, close, requests} (requests: paths asked for, in order).
+ * The [start, end] (inclusive) a single-range `Range: bytes=a-b` header asks of a `size`-byte file;
+ * null without one (or for a form we do not serve, which gets the whole file, as RFC 9110 allows);
+ * 'unsatisfiable' when it starts past the end.
+ */
+export function byteRange(header, size) {
+  const m = /^bytes=(\d+)-(\d*)$/.exec(header ?? '');
+  if (!m) return null;
+  const start = Number(m[1]);
+  if (start >= size) return 'unsatisfiable';
+  return [start, Math.min(m[2] === '' ? size - 1 : Number(m[2]), size - 1)];
+}
+
+/** A 206 of `range` of `body` (or the 416 of an unsatisfiable one); the headers to send with it. */
+export function partial(range, body, headers) {
+  if (range === 'unsatisfiable') return { status: 416, headers: { ...headers, 'Content-Range': `bytes */${body.length}` }, body: Buffer.alloc(0) };
+  const [start, end] = range;
+  return { status: 206, headers: { ...headers, 'Content-Range': `bytes ${start}-${end}/${body.length}` }, body: body.subarray(start, end + 1) };
+}
+
+/**
+ * Serves `root` (with Range requests and HEAD, as static hosts do); resolves to {url, close, requests} (requests: paths asked for, in order).
  * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads);
  * `alias` maps URL paths to other files under `root` (the benchmark page served inside www/).
  */
@@ -27,9 +47,12 @@ export function serve(root, { isolate = false, alias = {} } = {}) {
     const file = join(root, alias[path] ?? path);
     try {
       if (!(await stat(file)).isFile()) throw new Error('not a file');
-      const body = await readFile(file);
-      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length, ...isolation });
-      res.end(body);
+      const whole = await readFile(file);
+      const range = byteRange(req.headers.range, whole.length);
+      const base = { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Accept-Ranges': 'bytes', ...isolation };
+      const { status, headers, body } = range ? partial(range, whole, base) : { status: 200, headers: base, body: whole };
+      res.writeHead(status, { ...headers, 'Content-Length': body.length });
+      res.end(body); // nothing is sent for a HEAD
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       res.end('not found');

@@ -1,15 +1,17 @@
 // zeroshot.js in headless Chromium (playwright-core), on the committed fixture checkpoints:
 // the same numbers as transformers with backend 'cpu' (wasm) and 'webgpu' (SwiftShader here),
-// classifyMany with progress and cancellation, and clear errors for bad models and bad input.
+// classifyMany with progress and cancellation, and clear errors for bad models and bad input; the
+// probe (weights format and size from a few kilobytes), clf.format and the kept models' formats.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { serve } from './server.mjs';
 import { openHarness } from './harness.mjs';
+import { int8Weights, safetensors } from './safetensors.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const FIXTURES = ['typeform-layout', 'tokenizer-json', 'f16-relu'];
+const FIXTURES = ['typeform-layout', 'tokenizer-json', 'f16-relu', 'typeform-layout-int8', 'typeform-layout-f16'];
 const SCORE_TOL = 5e-5;
 const ORDER_GAP = 1e-4;
 
@@ -212,4 +214,99 @@ test('bad input rejects with our message and the next call works', async () => {
   assert.match(out.badBackend, /backend must be 'auto', 'webgpu' or 'cpu'/);
   assert.equal(out.next, 2);
   assert.match(out.disposed, /disposed/);
+});
+
+const weightsBytes = (fixture) => statSync(`${ROOT}/tests/fixtures/${fixture}/model.safetensors`).size;
+
+/** What `run` resolves to, and the requests for a model.safetensors made meanwhile, as [method, Range]. */
+async function weightsRequests(run) {
+  const seen = [];
+  const record = (r) => r.url().endsWith('/model.safetensors') && seen.push([r.method(), r.headers().range ?? null]);
+  page.context().on('request', record);
+  try {
+    return { result: await run(), seen };
+  } finally {
+    page.context().off('request', record);
+  }
+}
+
+test("probe: a folder URL's weights format and size from a HEAD and the header's bytes, with no download", async () => {
+  const { result, seen } = await weightsRequests(() => page.evaluate(async () => {
+    const probe = (model) => window.zeroshot.ZeroShotClassifier.probe({ model });
+    return [await probe('/tests/fixtures/typeform-layout/'), await probe('/tests/fixtures/f16-relu/')];
+  }));
+  assert.deepEqual(result, [
+    { format: 'fp32', bytes: weightsBytes('typeform-layout'), cached: false },
+    { format: 'f16', bytes: weightsBytes('f16-relu'), cached: false },
+  ]);
+  assert.ok(seen.some(([method]) => method === 'HEAD'), JSON.stringify(seen));
+  assert.ok(seen.every(([method, range]) => method === 'HEAD' || /^bytes=\d+-\d+$/.test(range)), `no full GET: ${JSON.stringify(seen)}`);
+});
+
+test('probe: picked files; the format is int8 where a tensor is I8, f16/bf16 where every float is, as __metadata__ says first', async () => {
+  const files = {
+    fp32: readFileSync(`${ROOT}/tests/fixtures/typeform-layout/model.safetensors`),
+    f16: readFileSync(`${ROOT}/tests/fixtures/f16-relu/model.safetensors`),
+    int8: int8Weights(),
+    'int8, no metadata': int8Weights({ metadata: false }),
+    bf16: safetensors({ a: ['BF16', [4, 4]], b: ['BF16', [4]] }),
+    'f16 and f32': safetensors({ a: ['F16', [4, 4]], b: ['F32', [4]] }),
+    'stated f16': safetensors({ a: ['F32', [4]] }, { format: 'pt', zeroshot_weights: 'f16' }),
+    'header past the end': Buffer.concat([Buffer.from([0xff, 0xff, 0, 0, 0, 0, 0, 0]), Buffer.from('{}')]),
+    'offsets past the end': safetensors({ a: ['F32', [4]] }).subarray(0, -4),
+  };
+  const got = await page.evaluate(async (encoded) => {
+    const out = {};
+    for (const [name, base64] of Object.entries(encoded)) {
+      const weights = new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'model.safetensors');
+      out[name] = await window.zeroshot.ZeroShotClassifier.probe({ files: [new File(['{}'], 'config.json'), weights] }).catch((e) => e.message);
+    }
+    out.none = await window.zeroshot.ZeroShotClassifier.probe({ files: [new File(['{}'], 'config.json')] }).catch((e) => e.message);
+    return out;
+  }, Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.toString('base64')])));
+  const want = { fp32: 'fp32', f16: 'f16', int8: 'int8', 'int8, no metadata': 'int8', bf16: 'bf16', 'f16 and f32': 'fp32', 'stated f16': 'f16' };
+  for (const [name, format] of Object.entries(want)) assert.deepEqual(got[name], { format, bytes: files[name].length, cached: false }, name);
+  assert.match(got['header past the end'], /^model\.safetensors is not a valid safetensors file: its 65535-byte header runs past the end of the 10-byte file$/);
+  assert.match(got['offsets past the end'], /^model\.safetensors is not a valid safetensors file: tensor a ends at byte 16 of a 12-byte data section$/);
+  assert.match(got.none, /the chosen files have no model\.safetensors/);
+});
+
+test('probe: a damaged header or a missing file rejects with our message', async () => {
+  const got = await page.evaluate(async () => {
+    const out = {};
+    for (const name of ['header-too-long', 'truncated', 'does-not-exist']) {
+      out[name] = await window.zeroshot.ZeroShotClassifier.probe({ model: `/target/browser-fixtures/${name}/` }).catch((e) => e.message);
+    }
+    out.id = await window.zeroshot.ZeroShotClassifier.probe({ model: 'not a model id' }).catch((e) => e.message);
+    return out;
+  });
+  assert.match(got['header-too-long'], /^model\.safetensors is not a valid safetensors file: its header length 1099511627776 is over 100 MB$/);
+  assert.match(got.truncated, /^model\.safetensors is not a valid safetensors file: tensor \S+ ends at byte \d+ of a \d+-byte data section$/);
+  assert.match(got['does-not-exist'], /^cannot fetch model\.safetensors of http:\S+\/does-not-exist\/: HTTP 404/);
+  assert.match(got.id, /^ZeroShotClassifier\.probe: "not a model id" is not a Hub model id$/);
+});
+
+test("clf.format is the loaded weights' format, and the kept models list theirs", async () => {
+  const out = await page.evaluate(async () => {
+    const { ZeroShotClassifier } = window.zeroshot;
+    const loaded = {};
+    for (const name of ['typeform-layout', 'f16-relu']) {
+      const clf = await ZeroShotClassifier.load({ model: `/tests/fixtures/${name}/`, backend: 'cpu' });
+      loaded[name] = clf.format;
+      clf.dispose();
+    }
+    const kept = async () => Object.fromEntries((await ZeroShotClassifier.cachedModels())
+      .filter((m) => m.kind === 'url' && /\/tests\/fixtures\/(typeform-layout|f16-relu)\/$/.test(m.url))
+      .map((m) => [m.url.split('/').at(-2), m.format]));
+    const noted = await kept();
+    // An entry kept before formats were noted on it: the list reads the kept file's header instead.
+    const cache = await caches.open('zeroshot-models-v2');
+    const key = (await cache.keys()).find((r) => r.url.endsWith('/tests/fixtures/f16-relu/model.safetensors'));
+    const old = await cache.match(key);
+    await cache.put(key, new Response(await old.arrayBuffer(), { headers: { 'x-zeroshot-size': old.headers.get('x-zeroshot-size') } }));
+    return { loaded, noted, read: await kept() };
+  });
+  assert.deepEqual(out.loaded, { 'typeform-layout': 'fp32', 'f16-relu': 'f16' });
+  assert.deepEqual(out.noted, { 'typeform-layout': 'fp32', 'f16-relu': 'f16' });
+  assert.deepEqual(out.read, { 'typeform-layout': 'fp32', 'f16-relu': 'f16' });
 });

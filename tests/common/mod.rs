@@ -7,8 +7,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use zeroshot::ModelFiles;
 
-/// The committed fixture checkpoints (see tests/fixtures/generate.py).
-pub const FIXTURES: [&str; 3] = ["typeform-layout", "tokenizer-json", "f16-relu"];
+/// The committed fixture checkpoints (see tests/fixtures/generate.py). The last two are
+/// `typeform-layout` through `zeroshot convert`; their references are transformers' outputs on
+/// the weights torch itself dequantised from those files (`generate.py --quantised`).
+pub const FIXTURES: [&str; 5] =
+    ["typeform-layout", "tokenizer-json", "f16-relu", "typeform-layout-int8", "typeform-layout-f16"];
 
 pub fn fixture_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

@@ -1,0 +1,36 @@
+// Made-up safetensors files for the probe's tests: the 8-byte header length, the JSON header, and
+// zeroed data, enough for the header to be read and checked (the wasm is never given them).
+
+const ITEM_BYTES = { F32: 4, F16: 2, BF16: 2, I8: 1 };
+
+/** A safetensors file of `tensors` ({name: [dtype, shape]}, in order), with `metadata` if given. */
+export function safetensors(tensors, metadata) {
+  const header = metadata ? { __metadata__: metadata } : {};
+  let offset = 0;
+  for (const [name, [dtype, shape]] of Object.entries(tensors)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * ITEM_BYTES[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, Buffer.alloc(offset)]);
+}
+
+/** A DistilBERT-shaped int8 file as the converter writes it: the word embedding and the Linear weights
+ * as I8, each with its F32 `<name>_scale`, the rest F32; `metadata: false` leaves __metadata__ out. */
+export function int8Weights({ vocab = 1000, dim = 64, metadata = true } = {}) {
+  const quantized = (name, shape) => ({ [name]: ['I8', shape], [`${name}_scale`]: ['F32', [shape[0]]] });
+  const layer = 'distilbert.transformer.layer.0';
+  const tensors = {
+    ...quantized('distilbert.embeddings.word_embeddings.weight', [vocab, dim]),
+    'distilbert.embeddings.position_embeddings.weight': ['F32', [64, dim]],
+    'distilbert.embeddings.LayerNorm.weight': ['F32', [dim]],
+    ...quantized(`${layer}.attention.q_lin.weight`, [dim, dim]),
+    [`${layer}.attention.q_lin.bias`]: ['F32', [dim]],
+    ...quantized(`${layer}.ffn.lin1.weight`, [4 * dim, dim]),
+    [`${layer}.ffn.lin1.bias`]: ['F32', [4 * dim]],
+  };
+  return safetensors(tensors, metadata ? { format: 'pt', zeroshot_weights: 'int8' } : undefined);
+}
