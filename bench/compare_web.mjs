@@ -6,7 +6,8 @@
 // of the whole Chromium process tree over a blank page, per engine.
 //
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
-//   node bench/compare_web.mjs [--rounds 5] [--runs 5]
+//   node bench/compare_web.mjs [--rounds 5] [--runs 5] [--formats]
+//   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -24,7 +25,18 @@ const ROUNDS = arg('--rounds', 5);
 const RUNS = arg('--runs', 5);
 
 const CORES = (await import('node:os')).cpus().length;
-const ENGINES = [
+// --formats: the full-size model's fp32, f16 and int8 copies (bench/agreement.py writes them with
+// `zeroshot convert` into target/agreement/) side by side, ratios to fp32.
+const FORMATS = process.argv.includes('--formats');
+const copy = (format) => `/target/agreement/full-size-${format}/`;
+const FORMAT_ENGINES = [
+  { name: 'zeroshot.js fp32, relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
+  { name: 'zeroshot.js f16, relaxed, 1 thread', make: ['zeroshot', copy('f16'), 'relaxed', 1] },
+  { name: 'zeroshot.js int8, relaxed, 1 thread', make: ['zeroshot', copy('int8'), 'relaxed', 1] },
+  { name: 'zeroshot.js int8, simd128, 1 thread', make: ['zeroshot', copy('int8'), 'simd128', 1] },
+  { name: `zeroshot.js int8, relaxed, ${CORES} threads`, make: ['zeroshot', copy('int8'), 'relaxed', 0] },
+];
+const ENGINES = FORMATS ? FORMAT_ENGINES : [
   { name: `zeroshot.js relaxed, ${CORES} threads`, make: ['zeroshot', ZS_MODEL, 'relaxed', 0] },
   { name: 'zeroshot.js relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
   { name: 'zeroshot.js simd128, 1 thread', make: ['zeroshot', ZS_MODEL, 'simd128', 1] },
@@ -115,11 +127,11 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await browser.close();
 
-const base = median(times[ENGINES.length - 1]);
+const base = median(times[FORMATS ? 0 : ENGINES.length - 1]);
 const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1];
-console.log(`one text x ${LABELS.length} labels, full-size model (${weightsMb.toFixed(0)} MB fp32), headless Chromium, plain page`);
+console.log(`one text x ${LABELS.length} labels, full-size model (${weightsMb.toFixed(0)} MB fp32${FORMATS ? '; f16 and int8 copies' : ''}), headless Chromium, plain page`);
 console.log(`${cpu}, ${CORES} cores; ${info.map((x) => x.info).join('; ')}`);
-console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls; ratio = engine / transformers.js (lower is faster)\n`);
+console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls; ratio = engine / ${FORMATS ? 'fp32' : 'transformers.js'} (lower is faster)\n`);
 console.log(`${'engine'.padEnd(34)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);
 for (const [i, e] of ENGINES.entries()) {
   const t = times[i];
@@ -129,6 +141,8 @@ for (const [i, e] of ENGINES.entries()) {
 console.log(`\nfresh browser per engine: load, first result, peak memory of the Chromium tree over a blank page`);
 for (const [i, e] of ENGINES.entries()) {
   const m = await memory(server.url, e, i);
-  console.log(`${e.name.padEnd(34)} load ${m.load.toFixed(0)} ms + first result ${m.first.toFixed(0)} ms; peak +${m.peakMb.toFixed(0)} MB (${(m.peakMb / weightsMb).toFixed(2)}x the weights), +${m.afterMb.toFixed(0)} MB after 20 calls`);
+  // Each zeroshot engine against its own weights file; transformers.js against the fp32 one.
+  const fileMb = e.make[0] === 'zeroshot' ? readFileSync(`${ROOT}${e.make[1]}model.safetensors`).length / 1e6 : weightsMb;
+  console.log(`${e.name.padEnd(34)} load ${m.load.toFixed(0)} ms + first result ${m.first.toFixed(0)} ms; peak +${m.peakMb.toFixed(0)} MB (${(m.peakMb / fileMb).toFixed(2)}x its ${fileMb.toFixed(0)} MB weights), +${m.afterMb.toFixed(0)} MB after 20 calls`);
 }
 await server.close();
