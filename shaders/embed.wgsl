@@ -1,5 +1,6 @@
 // out[t, :] = LayerNorm(word[ids[t], :] + position[t % seq, :]), one workgroup per token row.
-// Ids were checked against the vocabulary before upload. Uses `workgroup_sum` (row_sum.wgsl).
+// Ids were checked against the vocabulary before upload. Uses `workgroup_sum` (row_sum.wgsl) and
+// `word_value(id, i)`, from embed_f32.wgsl or embed_int8.wgsl (an int8 word embedding).
 
 struct Params {
     rows: u32, // batch * seq
@@ -9,7 +10,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
-@group(0) @binding(1) var<storage, read> word: array<f32>;
+// Binding 1 is the word embedding, declared with `word_value()` in embed_f32.wgsl / embed_int8.wgsl.
 @group(0) @binding(2) var<storage, read> position: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
@@ -17,7 +18,7 @@ struct Params {
 @group(0) @binding(6) var<uniform> params: Params;
 
 fn embedding(t: u32, i: u32) -> f32 {
-    return word[ids[t] * params.dim + i] + position[(t % params.seq) * params.dim + i];
+    return word_value(ids[t], i) + position[(t % params.seq) * params.dim + i];
 }
 
 @compute @workgroup_size(256)

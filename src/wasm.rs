@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 
 use crate::backend::gpu::{GpuBackend, GpuOptions};
+use crate::convert::{WeightFormat, convert};
 use crate::{Checkpoint, Classification, CpuBackend, ModelFiles, Options, ZeroShotClassifier};
 
 /// `initThreadPool(n)` (threads build): starts rayon's pool of `n` Web Workers sharing this
@@ -70,6 +71,18 @@ pub async fn load_classifier(
     };
     let backend = if matches!(inner, Inner::Cpu(_)) { "cpu" } else { "webgpu" };
     Ok(Classifier { inner: Rc::new(RefCell::new(inner)), backend })
+}
+
+/// `model.safetensors` bytes as `format` ("f16" or "int8"), as `zeroshot convert` writes them: the
+/// page keeps the smaller copy of an fp32 download (`ZeroShotClassifier.load({convert})`).
+#[wasm_bindgen(js_name = convertWeights)]
+pub fn convert_weights(model_safetensors: &[u8], format: &str) -> Result<Vec<u8>, JsError> {
+    let format = match format {
+        "f16" => WeightFormat::F16,
+        "int8" => WeightFormat::Int8,
+        other => return Err(JsError::new(&format!("unknown weight format {other:?}: use \"f16\" or \"int8\""))),
+    };
+    convert(model_safetensors, format).map_err(js_error)
 }
 
 #[wasm_bindgen]

@@ -138,6 +138,28 @@ fn int8_linear_matches_its_dequantised_weights() {
     }
 }
 
+/// A weight whose values are all exactly f16 (as an f16 checkpoint's are after loading) is held as
+/// f16 on a device with `shader-f16` (lavapipe has it; SwiftShader in Chromium does not), half the
+/// bytes, and multiplies to what the CPU gets from the same values.
+#[test]
+fn f16_exact_weights_are_held_as_f16_where_the_gpu_can() {
+    let Some(mut gpu) = gpu_backend(GpuOptions::default()) else { return };
+    for (i, &(rows, inp, out)) in [(1, 3, 5), (37, 61, 129), (110, 768, 3072)].iter().enumerate() {
+        let what = format!("f16 linear {rows}x{inp} @ {inp}x{out}");
+        let x = tensor(&[rows, inp], 50 + i as u64, 2.0);
+        let l = linear(out, inp, 60 + i as u64);
+        let halves = l.weight.data().unwrap().iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        let l = Linear { weight: Tensor::from_vec(vec![out, inp], halves), bias: l.bias };
+        let cpu = run_linear(&mut zeroshot::CpuBackend::new(1), &x, clone_linear(&l), None);
+        let before = gpu.weight_bytes();
+        assert_close(&format!("gpu {what}"), &run_linear(&mut gpu, &x, l, None), &cpu, TOL);
+        let per_value = if gpu.holds_f16() { 2 } else { 4 };
+        let (x_bytes, bias_bytes) = (rows * inp * 4, out * 4);
+        assert_eq!(gpu.weight_bytes() - before, (out * inp * per_value + bias_bytes + x_bytes) as u64, "{what}");
+    }
+    println!("shader-f16: {}", gpu.holds_f16());
+}
+
 fn clone_int8(l: &Linear) -> Linear {
     let zeroshot::weights::Values::Int8 { q, scales } = l.weight.values() else { panic!("int8 weight expected") };
     let bias = Tensor::from_vec(l.bias.shape.clone(), l.bias.data().unwrap().to_vec());

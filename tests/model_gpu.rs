@@ -137,3 +137,20 @@ fn a_device_lost_in_flight_is_an_error() {
         assert!(matches!(err, zeroshot::Error::Gpu(_)), "{err}");
     }
 }
+
+/// int8 weights stay int8 in GPU memory (Linear weights and the word embedding packed four to a
+/// u32, unpacked by matmul_int8.wgsl and embed_int8.wgsl): the int8 copy of a model takes about a
+/// third of the fp32 bytes there (a quarter, plus the per-row scales and the f32 biases and
+/// position embeddings of this tiny model), and no more than its file.
+#[test]
+fn int8_weights_stay_int8_in_gpu_memory() {
+    let mut bytes = Vec::new();
+    for name in ["typeform-layout", "typeform-layout-int8"] {
+        let Some(gpu) = gpu_backend(GpuOptions::default()) else { return };
+        let classifier = ZeroShotClassifier::new(Checkpoint::load(files(name)).unwrap(), gpu).unwrap();
+        bytes.push(classifier.backend().weight_bytes());
+    }
+    let file = files("typeform-layout-int8").model_safetensors.len() as u64;
+    println!("GPU weight bytes: fp32 {}, int8 {} (file {file})", bytes[0], bytes[1]);
+    assert!(bytes[1] * 3 < bytes[0] && bytes[1] <= file, "fp32 {} vs int8 {} bytes", bytes[0], bytes[1]);
+}

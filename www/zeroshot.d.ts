@@ -36,6 +36,13 @@ export interface LoadOptions {
   wasm?: 'auto' | 'relaxed' | 'simd128';
   /** Most CPU threads (default 0: every core). Several need the relaxed build on a cross-origin isolated page; else one. */
   threads?: number;
+  /**
+   * Hub models only: convert the downloaded weights in the browser ('int8': about a quarter of fp32's
+   * bytes; 'f16': half) and keep only the converted copy in Cache Storage (as revision `<revision>~<format>`).
+   * Scores move as the README's agreement table says. The first load's wasm memory still grows with the
+   * original download.
+   */
+  convert?: 'f16' | 'int8' | null;
   onProgress?: (p: LoadProgress) => void;
   /**
    * For tests; not part of the API. Lets 'auto' take a software (fallback) WebGPU adapter such as SwiftShader,

@@ -28,6 +28,19 @@ function sourceOf(model, revision, hub, who = 'ZeroShotClassifier.load') {
   return { kind: 'hub', hub: hub.replace(/\/+$/, ''), id: model, revision: String(revision || 'main') };
 }
 
+/** `convert` checked: 'f16' or 'int8', for Hub models only, whose revisions are kept as downloaded (a
+ * folder URL's files are asked for on every load, and picked files are not kept: convert those ahead
+ * with `zeroshot convert`). */
+function convertOption(convert, source) {
+  if (!['f16', 'int8'].includes(convert)) {
+    throw new Error(`ZeroShotClassifier.load: convert must be 'f16' or 'int8', not ${JSON.stringify(convert)}`);
+  }
+  if (source.kind !== 'hub') {
+    throw new Error('ZeroShotClassifier.load: convert applies to Hub models; convert a folder or files ahead with `zeroshot convert`');
+  }
+  return convert;
+}
+
 /** A picked file's name: a folder picker gives paths, and the last part counts. */
 const baseName = (file) => file.name.split('/').pop();
 
@@ -165,7 +178,7 @@ export class ZeroShotClassifier {
    * is downloaded again by the next load. `_allowFallbackAdapter` is for tests only, not part of the API:
    * 'auto' then takes a software WebGPU adapter (SwiftShader), which it otherwise leaves for the CPU path.
    */
-  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', threads = 0, onProgress, _allowFallbackAdapter = false } = {}) {
+  static async load({ model = DEFAULT_MODEL, revision = 'main', hub = DEFAULT_HUB, files, backend = 'auto', wasm = 'auto', threads = 0, convert = null, onProgress, _allowFallbackAdapter = false } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw new Error(`ZeroShotClassifier.load: backend must be 'auto', 'webgpu' or 'cpu', not ${JSON.stringify(backend)}`);
     }
@@ -176,6 +189,7 @@ export class ZeroShotClassifier {
       throw new Error(`ZeroShotClassifier.load: threads must be a whole number >= 0, not ${JSON.stringify(threads)}`);
     }
     const source = files ? { kind: 'files', files: Array.from(files) } : sourceOf(model, revision, hub);
+    if (convert !== null) Object.assign(source, { convert: convertOption(convert, source) });
     const clf = new ZeroShotClassifier({ source, backend, wasm, threads, onProgress, allowFallbackAdapter: _allowFallbackAdapter === true });
     await clf.#start();
     return clf;

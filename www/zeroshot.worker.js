@@ -10,6 +10,7 @@
 // {format, bytes, cached}) or {id, error, crashed} (crashed: the wasm instance trapped or the model is lost; replace
 // this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
+let convertWeights = null; // likewise: zeroshot convert, for loads with `convert`
 let wasmBuild = null;
 let wasmMemory = null; // the instance's memory, for the tests' stats
 let trapped = null; // the trap's message once the instance has trapped: its state is unknown, so nothing runs on it
@@ -29,12 +30,14 @@ if (cacheAvailable()) caches.delete('zeroshot-models-v1'); // v1 keys did not na
 
 /** Where a file is kept. Hub files: by the Hub's host, the model id and revision, the file name (the
  * host is part of it, so a model fetched from one host is never served for the same id on another).
- * Files of a folder URL (the demo models, a site's own model): by their URL. */
+ * Files of a folder URL (the demo models, a site's own model): by their URL. A Hub model loaded with
+ * `convert` is kept apart, as revision `<revision>~<format>`, since its weights are the converted ones. */
 function cacheKey(source, file) {
   if (source.kind === 'url') return fileUrl(source, file).href;
   const host = encodeURIComponent(new URL(source.hub).host);
   const id = encodeURIComponent(source.id);
-  return new URL(`/__zeroshot-cache__/${host}/${id}/${encodeURIComponent(source.revision)}/${file}`, self.location.href).href;
+  const revision = source.convert ? `${source.revision}~${source.convert}` : source.revision;
+  return new URL(`/__zeroshot-cache__/${host}/${id}/${encodeURIComponent(revision)}/${file}`, self.location.href).href;
 }
 
 /** A cached file: bytes, `absent` (a 404 remembered), or null (not cached, or damaged: dropped). */
@@ -265,15 +268,25 @@ async function fetchFile(source, file, optional, progress, notes) {
   return download(source, file, response, progress, notes);
 }
 
-/** A file's body, checked to be whole and what it claims before it is kept. */
+/** A file's body, checked to be whole and what it claims before it is kept; with `convert`, the
+ * weights are kept (and used) converted, so the cache never holds the original. */
 async function download(source, file, response, progress, notes) {
-  const bytes = await readBody(response, file, progress);
+  let bytes = await readBody(response, file, progress);
   await checkDigest(file, bytes, response.headers.get('X-Linked-Etag'), response.url);
   checkFile(file, bytes, response.url);
+  if (source.convert && file === WEIGHTS) bytes = convertDownload(bytes, source.convert, notes);
   const validator = source.kind === 'url' ? validatorOf(response) : '';
   const format = file === WEIGHTS ? formatOf(bytes) : null;
   if (source.kind === 'hub' || (await keptCopyDiffers(source, file, validator))) await cachePut(source, file, bytes, notes, { validator, format });
   return bytes;
+}
+
+/** The weights converted by the wasm (`zeroshot convert`: 'f16' or 'int8'); its error names the tensor. */
+function convertDownload(bytes, format, notes) {
+  const converted = convertWeights(bytes, format);
+  const mb = (b) => `${(b.length / 1e6).toFixed(1)} MB`;
+  notes.push(`model.safetensors converted to ${format} in the browser: ${mb(converted)} kept on this device instead of ${mb(bytes)}`);
+  return converted;
 }
 
 async function fetchModel(source, progress, notes) {
@@ -445,6 +458,7 @@ async function initWasm(wanted = 'auto', maxThreads = 0) {
     threads = cores;
   }
   loadClassifier = pkg.loadClassifier;
+  convertWeights = pkg.convertWeights;
   wasmBuild = name;
 }
 

@@ -16,7 +16,7 @@ use wgpu::util::DeviceExt;
 use super::{Backend, Batch, LAYER_NORM_EPS, MAX_BATCH_ROWS, Queries};
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
-use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values, dequantize};
+use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
 
 /// Largest sequence the attention kernel holds in workgroup memory (`MAX_SEQ` in attention.wgsl).
 const MAX_SEQ: usize = 1024;
@@ -43,9 +43,19 @@ pub struct GpuTensor {
     rows: usize,
     cols: usize,
     row_stride: usize,
-    /// An int8 Linear weight's [rows] scales; `buffer` then holds its values packed four to a
-    /// u32 (see shaders/matmul_int8.wgsl).
-    int8_scales: Option<Rc<PooledBuffer>>,
+    /// How `buffer` holds the values: f32 for every activation, f16 or int8 for some weights.
+    packing: Packing,
+}
+
+/// A Linear weight's form in GPU memory, which picks the matmul pipeline that reads it.
+enum Packing {
+    F32,
+    /// f16 values (`shaders/matmul_f16.wgsl`), where the device has `shader-f16` and every value
+    /// of the weight is exactly an f16 (an f16 checkpoint's are).
+    F16,
+    /// int8 values packed four to a u32, with the buffer of their [rows] scales
+    /// (`shaders/matmul_int8.wgsl`).
+    Int8(Rc<PooledBuffer>),
 }
 
 /// A buffer that goes back to its pool when the last tensor using it is dropped. Reusing it in a
@@ -111,8 +121,11 @@ pub struct GpuInput {
 /// The compiled kernels, one per `shaders/*.wgsl` family, with their bind group layouts.
 struct Kernels {
     embed: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    embed_int8: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     matmul: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     matmul_int8: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    /// Only on devices with `shader-f16`.
+    matmul_f16: Option<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
     attention: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     add_layer_norm: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
 }
@@ -184,6 +197,8 @@ pub struct GpuBackend {
     max_activation: u64,
     /// Test hook: destroy the device once the next forward is submitted (see `lose_device_in_next_read`).
     lose_in_next_read: bool,
+    /// Bytes of weights uploaded so far (see [`GpuBackend::weight_bytes`]).
+    weight_bytes: std::cell::Cell<u64>,
 }
 
 impl GpuBackend {
@@ -198,7 +213,14 @@ impl GpuBackend {
             max_buffer_size: available.max_buffer_size,
             ..wgpu::Limits::default()
         };
-        let descriptor = wgpu::DeviceDescriptor { label: Some("zeroshot"), required_limits, ..Default::default() };
+        // f16 weights stay f16 where the adapter can read them (matmul_f16.wgsl); elsewhere f32.
+        let required_features = adapter.features() & wgpu::Features::SHADER_F16;
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("zeroshot"),
+            required_limits,
+            required_features,
+            ..Default::default()
+        };
         let (device, queue) =
             adapter.request_device(&descriptor).await.map_err(|e| gpu_error(&info, format!("no device: {e}")))?;
         let errors = Arc::new(Mutex::new(DeviceErrors::default()));
@@ -220,12 +242,23 @@ impl GpuBackend {
             max_binding,
             max_activation,
             lose_in_next_read: false,
+            weight_bytes: Default::default(),
         })
     }
 
     /// The adapter in use, e.g. "NVIDIA H100 80GB HBM3 (Vulkan)".
     pub fn adapter_name(&self) -> String {
         format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// Whether f16 weights stay f16 here (the device has `shader-f16`).
+    pub fn holds_f16(&self) -> bool {
+        self.kernels.matmul_f16.is_some()
+    }
+
+    /// Bytes of GPU memory the weights take: what f16 and int8 storage save is visible here.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes.get()
     }
 
     /// Free activation buffers the pool holds: (size classes, bytes).
@@ -278,7 +311,7 @@ impl GpuBackend {
             })
         });
         let buffer = Rc::new(PooledBuffer { buffer, pool: Some(Rc::clone(&self.pool)) });
-        Ok(GpuTensor { buffer, rows, cols, row_stride: cols, int8_scales: None })
+        Ok(GpuTensor { buffer, rows, cols, row_stride: cols, packing: Packing::F32 })
     }
 
     /// Records one dispatch: `buffers` bound at 0.., the `params` uniform after them.
@@ -297,8 +330,12 @@ impl GpuBackend {
     ) -> Result<()> {
         let (pipeline, layout) = match kernel {
             Kernel::Embed => &self.kernels.embed,
+            Kernel::EmbedInt8 => &self.kernels.embed_int8,
             Kernel::Matmul => &self.kernels.matmul,
             Kernel::MatmulInt8 => &self.kernels.matmul_int8,
+            Kernel::MatmulF16 => {
+                self.kernels.matmul_f16.as_ref().ok_or_else(|| Error::Gpu("f16 weights without shader-f16".into()))?
+            }
             Kernel::Attention => &self.kernels.attention,
             Kernel::AddLayerNorm => &self.kernels.add_layer_norm,
         };
@@ -349,8 +386,9 @@ impl GpuBackend {
         }
     }
 
-    /// Uploads f32 data as a storage buffer (weights and per-batch inputs).
+    /// Uploads a weight's bytes as a storage buffer.
     fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        self.weight_bytes.set(self.weight_bytes.get() + bytes.len() as u64);
         if bytes.len() as u64 > self.max_binding {
             return Err(Error::Gpu(format!(
                 "{label} has {} bytes, over the device's {} per storage binding",
@@ -403,8 +441,10 @@ impl GpuBackend {
 #[derive(Clone, Copy)]
 enum Kernel {
     Embed,
+    EmbedInt8,
     Matmul,
     MatmulInt8,
+    MatmulF16,
     Attention,
     AddLayerNorm,
 }
@@ -463,6 +503,20 @@ fn watch_errors(device: &wgpu::Device, errors: &Arc<Mutex<DeviceErrors>>) {
     });
 }
 
+/// `matmul_f16.wgsl`'s module: `enable f16;` must come before every declaration of the module.
+const MATMUL_F16: &str = concat!(
+    "enable f16;\n",
+    include_str!("../../shaders/erf.wgsl"),
+    include_str!("../../shaders/matmul_f16.wgsl"),
+    include_str!("../../shaders/matmul.wgsl")
+);
+
+/// Whether every value is exactly an f16 (the weights of an f16 checkpoint, converted to f32 at
+/// load): then f16 storage halves the bytes and changes no value.
+fn exact_f16(values: &[f32]) -> bool {
+    values.iter().all(|&v| half::f16::from_f32(v).to_f32() == v)
+}
+
 /// Compiles every kernel inside error scopes, so a shader the driver rejects is an error.
 async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> {
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -486,7 +540,19 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
     let kernels = Kernels {
         embed: pipeline(
             "embed",
-            concat!(include_str!("../../shaders/row_sum.wgsl"), include_str!("../../shaders/embed.wgsl")),
+            concat!(
+                include_str!("../../shaders/row_sum.wgsl"),
+                include_str!("../../shaders/embed_f32.wgsl"),
+                include_str!("../../shaders/embed.wgsl")
+            ),
+        ),
+        embed_int8: pipeline(
+            "embed_int8",
+            concat!(
+                include_str!("../../shaders/row_sum.wgsl"),
+                include_str!("../../shaders/embed_int8.wgsl"),
+                include_str!("../../shaders/embed.wgsl")
+            ),
         ),
         matmul: pipeline(
             "matmul",
@@ -504,6 +570,7 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
                 include_str!("../../shaders/matmul.wgsl")
             ),
         ),
+        matmul_f16: device.features().contains(wgpu::Features::SHADER_F16).then(|| pipeline("matmul_f16", MATMUL_F16)),
         attention: pipeline("attention", include_str!("../../shaders/attention.wgsl")),
         add_layer_norm: pipeline(
             "add_layer_norm",
@@ -520,7 +587,7 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
 }
 
 /// int8 rows `[rows, cols]` packed four to a little-endian u32, each row padded to whole words,
-/// as shaders/matmul_int8.wgsl reads them.
+/// as shaders/matmul_int8.wgsl and embed_int8.wgsl read them.
 fn pack_int8_rows(q: &[i8], cols: usize) -> Vec<u32> {
     let words = cols.div_ceil(4);
     let mut packed = Vec::with_capacity(q.len() / cols.max(1) * words);
@@ -559,31 +626,28 @@ impl Backend for GpuBackend {
             [r, c] => (r, c),
             _ => return Err(Error::Gpu(format!("cannot upload a tensor of shape {:?}", t.shape))),
         };
-        let buffer = match t.values() {
-            Values::F32(values) => self.upload("weight", bytemuck::cast_slice(values))?,
-            // Only matmul reads packed int8 (load_linear); the embedding gather reads f32, so
-            // an int8 word embedding is dequantised once, here.
-            Values::Int8 { q, scales } => self.upload("weight", bytemuck::cast_slice(&dequantize(q, scales)))?,
+        let (buffer, packing) = match t.values() {
+            Values::F32(values) => (self.upload("weight", bytemuck::cast_slice(values))?, Packing::F32),
+            // An int8 Linear weight or word embedding: packed, with its scales beside it.
+            Values::Int8 { q, scales } => {
+                let packed = self.upload("int8 weight", bytemuck::cast_slice(&pack_int8_rows(q, cols)))?;
+                let scales =
+                    PooledBuffer { buffer: self.upload("int8 scales", bytemuck::cast_slice(scales))?, pool: None };
+                (packed, Packing::Int8(Rc::new(scales)))
+            }
         };
-        Ok(GpuTensor {
-            buffer: Rc::new(PooledBuffer { buffer, pool: None }),
-            rows,
-            cols,
-            row_stride: cols,
-            int8_scales: None,
-        })
+        Ok(GpuTensor { buffer: Rc::new(PooledBuffer { buffer, pool: None }), rows, cols, row_stride: cols, packing })
     }
 
     /// Linear weights stay [out, in] as in the checkpoint: matmul.wgsl reads them that way; int8
-    /// ones stay int8, packed four to a u32 word per row, with their scales beside them.
+    /// ones stay int8 (see `load_tensor`); f16 ones (values that are all exactly f16) stay f16
+    /// where the device has `shader-f16`.
     fn load_linear(&mut self, l: Linear) -> Result<Linear<GpuTensor>> {
         let weight = match (l.weight.values(), &l.weight.shape[..]) {
-            (Values::Int8 { q, scales }, &[rows, cols]) => {
-                let packed = self.upload("int8 weight", bytemuck::cast_slice(&pack_int8_rows(q, cols)))?;
-                let scales = self.upload("int8 scales", bytemuck::cast_slice(scales))?;
-                let (buffer, scales) =
-                    (PooledBuffer { buffer: packed, pool: None }, PooledBuffer { buffer: scales, pool: None });
-                GpuTensor { buffer: Rc::new(buffer), rows, cols, row_stride: cols, int8_scales: Some(Rc::new(scales)) }
+            (Values::F32(values), &[rows, cols]) if self.kernels.matmul_f16.is_some() && exact_f16(values) => {
+                let halves: Vec<u8> = values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+                let buffer = PooledBuffer { buffer: self.upload("f16 weight", &halves)?, pool: None };
+                GpuTensor { buffer: Rc::new(buffer), rows, cols, row_stride: cols, packing: Packing::F16 }
             }
             _ => self.load_tensor(l.weight)?,
         };
@@ -649,7 +713,12 @@ impl Backend for GpuBackend {
             &emb.layer_norm.bias.buffer.buffer,
             &out.buffer.buffer,
         ];
-        self.dispatch(Kernel::Embed, &buffers, &params, [rows as u32, 1, 1])?;
+        match &emb.word_embeddings.packing {
+            Packing::Int8(scales) => {
+                self.dispatch_with(Kernel::EmbedInt8, &buffers, &params, &[&scales.buffer], [rows as u32, 1, 1])?
+            }
+            _ => self.dispatch(Kernel::Embed, &buffers, &params, [rows as u32, 1, 1])?,
+        }
         Ok(out)
     }
 
@@ -667,9 +736,12 @@ impl Backend for GpuBackend {
         let params = [m as u32, n as u32, k as u32, x.row_stride as u32, act, 0, 0, 0];
         let buffers = [&x.buffer.buffer, &w.weight.buffer.buffer, &w.bias.buffer.buffer, &out.buffer.buffer];
         let grid = [groups(n, MATMUL_TILE), groups(m, MATMUL_TILE), 1];
-        match &w.weight.int8_scales {
-            Some(scales) => self.dispatch_with(Kernel::MatmulInt8, &buffers, &params, &[&scales.buffer], grid)?,
-            None => self.dispatch(Kernel::Matmul, &buffers, &params, grid)?,
+        match &w.weight.packing {
+            Packing::Int8(scales) => {
+                self.dispatch_with(Kernel::MatmulInt8, &buffers, &params, &[&scales.buffer], grid)?
+            }
+            Packing::F16 => self.dispatch(Kernel::MatmulF16, &buffers, &params, grid)?,
+            Packing::F32 => self.dispatch(Kernel::Matmul, &buffers, &params, grid)?,
         }
         Ok(out)
     }
@@ -716,7 +788,7 @@ impl Backend for GpuBackend {
     fn cls_rows(&mut self, x: &GpuTensor, input: &GpuInput) -> Result<GpuTensor> {
         contiguous(x, "cls_rows")?;
         let (buffer, rows, cols) = (Rc::clone(&x.buffer), input.batch, x.cols);
-        Ok(GpuTensor { buffer, rows, cols, row_stride: input.seq * x.cols, int8_scales: None })
+        Ok(GpuTensor { buffer, rows, cols, row_stride: input.seq * x.cols, packing: Packing::F32 })
     }
 
     async fn read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {

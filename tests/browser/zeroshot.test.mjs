@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { serve } from './server.mjs';
+import { serveHub } from './hub.mjs';
 import { openHarness } from './harness.mjs';
 import { int8Weights, safetensors } from './safetensors.mjs';
 
@@ -309,4 +310,43 @@ test("clf.format is the loaded weights' format, and the kept models list theirs"
   assert.deepEqual(out.loaded, { 'typeform-layout': 'fp32', 'f16-relu': 'f16' });
   assert.deepEqual(out.noted, { 'typeform-layout': 'fp32', 'f16-relu': 'f16' });
   assert.deepEqual(out.read, { 'typeform-layout': 'fp32', 'f16-relu': 'f16' });
+});
+
+test("convert: 'int8' keeps only the converted weights of a Hub model, which score as `zeroshot convert`'s do", async () => {
+  const hub = await serveHub(ROOT);
+  try {
+    // acme/plain-model serves the typeform-layout fixture; converted, it must be typeform-layout-int8.
+    const reference = JSON.parse(readFileSync(`${ROOT}/tests/fixtures/typeform-layout-int8.reference.json`, 'utf8'));
+    const cases = reference.pipeline.slice(0, 4);
+    const out = await page.evaluate(async ({ hub, cases }) => {
+      const { ZeroShotClassifier } = window.zeroshot;
+      const load = (extra) => ZeroShotClassifier.load({ model: 'acme/plain-model', hub, backend: 'cpu', ...extra });
+      const clf = await load({ convert: 'int8' });
+      const results = [];
+      for (const c of cases) results.push(await clf.classify(c.text, c.labels, { hypothesisTemplate: c.template, multiLabel: c.multi_label }));
+      const first = { format: clf.format, notes: clf.notes };
+      clf.dispose();
+      const kept = (await ZeroShotClassifier.cachedModels()).filter((m) => m.kind === 'hub' && m.id === 'acme/plain-model');
+      const again = await load({ convert: 'int8' });
+      const second = { format: again.format, notes: again.notes };
+      again.dispose();
+      const refusals = [];
+      for (const extra of [{ convert: 'int4' }, { convert: 'int8', model: '/tests/fixtures/typeform-layout/' }]) {
+        refusals.push(await load(extra).then(() => 'loaded', (e) => e.message));
+      }
+      return { results, first, second, kept: kept.map((m) => ({ revision: m.revision, format: m.format, bytes: m.bytes })), refusals };
+    }, { hub: hub.url, cases });
+    cases.forEach((c, i) => assertMatches(`converted case ${i}`, c, out.results[i]));
+    assert.equal(out.first.format, 'int8');
+    assert.ok(out.first.notes.some((n) => /converted to int8 in the browser: 0\.7 MB kept on this device instead of 2\.0 MB/.test(n)), out.first.notes.join('; '));
+    assert.deepEqual(out.kept.map((m) => [m.revision, m.format]), [['main~int8', 'int8']], 'only the converted copy is kept');
+    assert.ok(out.kept[0].bytes < 1_000_000, `kept ${out.kept[0].bytes} bytes`);
+    assert.equal(out.second.format, 'int8');
+    const weightGets = hub.log.filter((r) => r.method === 'GET' && !r.range && r.path.endsWith('/model.safetensors'));
+    assert.equal(weightGets.length, 1, 'the second load takes the kept converted copy');
+    assert.match(out.refusals[0], /convert must be 'f16' or 'int8', not "int4"/);
+    assert.match(out.refusals[1], /convert applies to Hub models/);
+  } finally {
+    await hub.close();
+  }
 });
