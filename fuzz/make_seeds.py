@@ -44,12 +44,38 @@ def tensors():
         yield name, shape, [rng.uniform(-0.5, 0.5) for _ in range(n)]
 
 
-def safetensors():
+INT8 = ("_lin.weight", "lin1.weight", "lin2.weight", "classifier.weight", "word_embeddings.weight")
+
+
+def quantize(shape, values):
+    """Symmetric int8 per row with one F32 scale per row, as `zeroshot convert --to int8` writes."""
+    rows, cols = shape
+    q, scales = [], []
+    for r in range(rows):
+        row = values[r * cols:(r + 1) * cols]
+        scale = max(abs(v) for v in row) / 127
+        scales.append(scale)
+        q += [max(-127, min(127, round(v / scale))) if scale else 0 for v in row]
+    return struct.pack(f"<{len(q)}b", *q), struct.pack(f"<{rows}f", *scales)
+
+
+def safetensors(int8=False):
     header, data = {}, b""
-    for name, shape, values in tensors():
-        raw = struct.pack(f"<{len(values)}f", *values)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+
+    def add(name, dtype, shape, raw):
+        nonlocal data
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
         data += raw
+
+    for name, shape, values in tensors():
+        if int8 and name.endswith(INT8):
+            q, scales = quantize(shape, values)
+            add(name, "I8", shape, q)
+            add(f"{name}_scale", "F32", shape[:1], scales)
+        else:
+            add(name, "F32", shape, struct.pack(f"<{len(values)}f", *values))
+    if int8:
+        header["__metadata__"] = {"format": "pt", "zeroshot_weights": "int8"}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # 8-byte aligned data, as safetensors writes it
     return struct.pack("<Q", len(text)) + text + data
@@ -71,6 +97,8 @@ def main():
     order = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"]
     (seeds / "seed-tiny").write_bytes(SEP.join(files[n] for n in order))
     (seeds / "seed-no-tokenizer-config").write_bytes(SEP.join(files[n] for n in order[:3]))
+    int8 = {**files, "model.safetensors": safetensors(int8=True)}
+    (seeds / "seed-tiny-int8").write_bytes(SEP.join(int8[n] for n in order))
     seeds = HERE / "corpus" / "classify"
     seeds.mkdir(parents=True, exist_ok=True)
     for i, (template, labels, text) in enumerate([
