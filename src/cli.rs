@@ -40,19 +40,12 @@ enum Command {
     Convert(ConvertArgs),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum FormatChoice {
-    /// Every float tensor as F16.
-    F16,
-    /// Linear weights and the word embedding as I8 with one F32 scale per row; the rest F32.
-    Int8,
-}
-
 #[derive(ClapArgs, Debug)]
 struct ConvertArgs {
-    /// Weight format to write.
-    #[arg(long, value_enum)]
-    to: FormatChoice,
+    /// Weight format to write: f16 (every float tensor as F16) or int8 (Linear weights and the
+    /// word embedding as I8 with one F32 scale per row; the rest F32).
+    #[arg(long, value_parser = |s: &str| WeightFormat::parse(s).map_err(|e| e.to_string()))]
+    to: WeightFormat,
     /// Model folder to read (Hub layout, any format zeroshot loads but int8).
     src: PathBuf,
     /// Folder to write (created if missing; must not hold a model.safetensors).
@@ -147,10 +140,7 @@ impl Classifier {
 /// `--batch`: 1 to 4096 texts.
 /// `zeroshot convert`: writes the folder and says what it saved.
 fn convert(args: &ConvertArgs) -> Result<(), String> {
-    let format = match args.to {
-        FormatChoice::F16 => WeightFormat::F16,
-        FormatChoice::Int8 => WeightFormat::Int8,
-    };
+    let format = args.to;
     let done = convert_dir(&args.src, &args.dst, format).map_err(|e| e.to_string())?;
     let mb = |bytes: usize| bytes as f64 / 1e6;
     eprintln!(

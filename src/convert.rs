@@ -25,6 +25,16 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
+    /// The format a name (as [`WeightFormat::name`] gives it) stands for: the CLI's `--to` and
+    /// the browser's `convert` option.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "f16" => Ok(WeightFormat::F16),
+            "int8" => Ok(WeightFormat::Int8),
+            other => Err(Error::Convert(format!("unknown weight format {other:?}: use \"f16\" or \"int8\""))),
+        }
+    }
+
     /// The name the metadata and the CLI use: "f16" or "int8".
     pub fn name(self) -> &'static str {
         match self {
@@ -108,9 +118,11 @@ fn quantize(name: String, shape: Vec<usize>, values: &[f32]) -> Result<[Out; 2]>
             return Err(Error::NonFiniteWeight { name, index: r * cols, value: max });
         }
         let scale = max / 127.0;
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        // Dividing by the scale (not multiplying by 127 / max) rounds as torch's reference does.
-        q.extend(row.iter().map(|v| if inv == 0.0 { 0 } else { (v / scale).round().clamp(-127.0, 127.0) as i8 as u8 }));
+        // Dividing by the scale (not multiplying by 127 / max) rounds as torch's reference does;
+        // an all-zero row stays zero with scale 0.
+        q.extend(
+            row.iter().map(|v| if scale > 0.0 { (v / scale).round().clamp(-127.0, 127.0) as i8 as u8 } else { 0 }),
+        );
         scales.extend(scale.to_le_bytes());
     }
     let scale_name = format!("{name}_scale");
@@ -174,9 +186,9 @@ pub struct Converted {
 pub fn convert_dir(src: &std::path::Path, dst: &std::path::Path, format: WeightFormat) -> Result<Converted> {
     use crate::files::{Checkpoint, ModelFiles};
 
-    // The source must load as it is (shapes, finite values, tokenizer) before anything is written.
-    drop(Checkpoint::load(ModelFiles::from_dir(src)?)?);
     let files = ModelFiles::from_dir(src)?;
+    // The source must load as it is (shapes, finite values, tokenizer) before anything is written.
+    drop(Checkpoint::load(files.clone())?);
     let converted = convert(&files.model_safetensors, format)?;
     let src_bytes = files.model_safetensors.len();
     let target = dst.join("model.safetensors");

@@ -6,7 +6,8 @@ use crate::error::Result;
 use crate::tokenizer::NliTokenizer;
 use crate::weights::{WeightBytes, Weights};
 
-/// The raw bytes of a model folder's files.
+/// The raw bytes of a model folder's files (a clone shares the weights' bytes).
+#[derive(Clone)]
 pub struct ModelFiles {
     pub config_json: Vec<u8>,
     pub model_safetensors: WeightBytes,

@@ -46,7 +46,7 @@ impl Random {
     }
 
     fn layer_norm(&mut self, dim: usize) -> LayerNorm {
-        let gamma = self.tensor(&[dim], 0.1).dequantized().iter().map(|g| 1.0 + g).collect();
+        let gamma = self.values(dim, 0.1).iter().map(|g| 1.0 + g).collect();
         LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: self.tensor(&[dim], 0.1) }
     }
 }

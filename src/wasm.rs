@@ -77,12 +77,7 @@ pub async fn load_classifier(
 /// page keeps the smaller copy of an fp32 download (`ZeroShotClassifier.load({convert})`).
 #[wasm_bindgen(js_name = convertWeights)]
 pub fn convert_weights(model_safetensors: &[u8], format: &str) -> Result<Vec<u8>, JsError> {
-    let format = match format {
-        "f16" => WeightFormat::F16,
-        "int8" => WeightFormat::Int8,
-        other => return Err(JsError::new(&format!("unknown weight format {other:?}: use \"f16\" or \"int8\""))),
-    };
-    convert(model_safetensors, format).map_err(js_error)
+    convert(model_safetensors, WeightFormat::parse(format).map_err(js_error)?).map_err(js_error)
 }
 
 #[wasm_bindgen]

@@ -208,7 +208,16 @@ impl Tensor {
                 let q = parts.iter().flat_map(|(q, _)| q.iter().copied()).collect();
                 Tensor::from_int8(shape, q, parts.iter().flat_map(|(_, s)| s.iter().copied()).collect())
             }
-            _ => Tensor::from_vec(shape, parts.iter().flat_map(|t| t.dequantized()).collect()),
+            _ => {
+                let mut values = Vec::with_capacity(parts.iter().map(|t| t.shape.iter().product::<usize>()).sum());
+                for t in parts {
+                    match t.values() {
+                        Values::F32(v) => values.extend_from_slice(v),
+                        Values::Int8 { q, scales } => values.extend(dequantize(q, scales)),
+                    }
+                }
+                Tensor::from_vec(shape, values)
+            }
         }
     }
 }

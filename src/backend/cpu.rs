@@ -361,10 +361,7 @@ impl Backend for CpuBackend {
         if !l.weight.is_int8() {
             return Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias });
         }
-        #[cfg(not(target_arch = "wasm32"))]
-        return Ok(l); // int8 stays int8, [out, in]: see matmul_rows_int8
-        #[cfg(target_arch = "wasm32")]
-        return Ok(l);
+        Ok(l)
     }
 
     fn upload_batch(&mut self, batch: &Batch) -> Result<Batch> {

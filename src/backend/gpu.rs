@@ -47,7 +47,8 @@ pub struct GpuTensor {
     packing: Packing,
 }
 
-/// A Linear weight's form in GPU memory, which picks the matmul pipeline that reads it.
+/// A weight's form in GPU memory, which picks the pipeline that reads it (matmul, or embed for an
+/// int8 word embedding).
 enum Packing {
     F32,
     /// f16 values (`shaders/matmul_f16.wgsl`), where the device has `shader-f16` and every value
