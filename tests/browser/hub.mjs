@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { byteRange, partial } from './server.mjs';
+import { byteRange, closeServer, partial } from './server.mjs';
 
 const ROUTES = {
   'typeform/distilbert-base-uncased-mnli': { fixture: 'typeform-layout', mode: 'pr3' },
@@ -63,7 +63,7 @@ export function serveHub(root) {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address();
-      resolve({ url: `http://127.0.0.1:${port}`, requests, log, faults, files, close: () => new Promise((r) => server.close(r)) });
+      resolve({ url: `http://127.0.0.1:${port}`, requests, log, faults, files, close: () => closeServer(server) });
     });
   });
 }

@@ -33,6 +33,15 @@ export function partial(range, body, headers) {
   return { status: 206, headers: { ...headers, 'Content-Range': `bytes ${start}-${end}/${body.length}` }, body: body.subarray(start, end + 1) };
 }
 
+/** Stops `server` now: a connection the browser keeps open (a keep-alive socket, a response it stopped
+ * reading) is cut, so a test's close never waits on Chromium. */
+export function closeServer(server) {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
 /**
  * Serves `root` (with Range requests and HEAD, as static hosts do); resolves to {url, close, requests} (requests: paths asked for, in order).
  * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads);
@@ -61,7 +70,7 @@ export function serve(root, { isolate = false, alias = {} } = {}) {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address();
-      resolve({ url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => server.close(r)) });
+      resolve({ url: `http://127.0.0.1:${port}`, requests, close: () => closeServer(server) });
     });
   });
 }

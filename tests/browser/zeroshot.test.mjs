@@ -85,6 +85,23 @@ async function isolatedPage() {
   return p;
 }
 
+/** `on.evaluate(fn, arg)`, bounded: past `ms` it fails with the step the page last marked in
+ * window.__step and `context()` (a request log, say), so a hang says where it is instead of stalling CI. */
+async function evaluateWithin(on, ms, context, fn, arg) {
+  let timer;
+  const stalled = new Promise((_, reject) => {
+    timer = setTimeout(async () => {
+      const step = await on.evaluate(() => window.__step).catch((e) => `unreadable: ${e.message}`);
+      reject(new Error(`the page did not answer within ${ms} ms, at step ${JSON.stringify(step)}; ${context()}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([on.evaluate(fn, arg), stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function assertMatches(name, c, got) {
   const { labels, scores } = c.expected;
   assert.equal(got.sequence, c.expected.sequence);
@@ -318,22 +335,29 @@ test("convert: 'int8' keeps only the converted weights of a Hub model, which sco
     // acme/plain-model serves the typeform-layout fixture; converted, it must be typeform-layout-int8.
     const reference = JSON.parse(readFileSync(`${ROOT}/tests/fixtures/typeform-layout-int8.reference.json`, 'utf8'));
     const cases = reference.pipeline.slice(0, 4);
-    const out = await page.evaluate(async ({ hub, cases }) => {
+    const requests = () => `hub requests: ${JSON.stringify(hub.log)}`;
+    const out = await evaluateWithin(page, 60_000, requests, async ({ hub, cases }) => {
       const { ZeroShotClassifier } = window.zeroshot;
       const load = (extra) => ZeroShotClassifier.load({ model: 'acme/plain-model', hub, backend: 'cpu', ...extra });
+      window.__step = 'first load, converting';
       const clf = await load({ convert: 'int8' });
       const results = [];
+      window.__step = 'classify';
       for (const c of cases) results.push(await clf.classify(c.text, c.labels, { hypothesisTemplate: c.template, multiLabel: c.multi_label }));
       const first = { format: clf.format, notes: clf.notes };
       clf.dispose();
+      window.__step = 'cachedModels';
       const kept = (await ZeroShotClassifier.cachedModels()).filter((m) => m.kind === 'hub' && m.id === 'acme/plain-model');
+      window.__step = 'second load, from the kept copy';
       const again = await load({ convert: 'int8' });
       const second = { format: again.format, notes: again.notes };
       again.dispose();
       const refusals = [];
+      window.__step = 'refusals';
       for (const extra of [{ convert: 'int4' }, { convert: 'int8', model: '/tests/fixtures/typeform-layout/' }]) {
         refusals.push(await load(extra).then(() => 'loaded', (e) => e.message));
       }
+      window.__step = 'done';
       return { results, first, second, kept: kept.map((m) => ({ revision: m.revision, format: m.format, bytes: m.bytes })), refusals };
     }, { hub: hub.url, cases });
     cases.forEach((c, i) => assertMatches(`converted case ${i}`, c, out.results[i]));
