@@ -8,7 +8,10 @@
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
 //   node bench/compare_web.mjs [--rounds 5] [--runs 5] [--formats]
 //   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
-import { readdirSync, readFileSync } from 'node:fs';
+//   --memory: only zeroshot.js's peak memory, on the first load (download and cache write) and on a
+//             cached load (a second page of the same browser), no timing rounds
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from '../tests/browser/server.mjs';
@@ -28,6 +31,7 @@ const CORES = (await import('node:os')).cpus().length;
 // --formats: the full-size model's fp32, f16 and int8 copies (bench/agreement.py writes them with
 // `zeroshot convert` into target/agreement/) side by side, ratios to fp32.
 const FORMATS = process.argv.includes('--formats');
+const MEMORY_ONLY = process.argv.includes('--memory');
 const copy = (format) => `/target/agreement/full-size-${format}/`;
 const FORMAT_ENGINES = [
   { name: 'zeroshot.js fp32, relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
@@ -99,9 +103,13 @@ function treePss(rootPid = process.pid) {
   return kb;
 }
 
-/** Fresh browser per engine: PSS of a blank page, then the peak while loading + 20 calls. */
+/** Fresh browser per engine, on a new profile folder as a visitor's browser has (Playwright's usual
+ * context is off the record, where Chromium keeps Cache Storage in the browser process's memory, so
+ * a model written to the cache would count twice): PSS of a blank page, then the peak while loading
+ * + 20 calls. */
 async function memory(url, engine, i) {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
+  const profile = mkdtempSync(`${tmpdir()}/zeroshot-bench-profile-`);
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
   const page = await openPage(browser, url);
   await new Promise((r) => setTimeout(r, 1000));
   const blank = treePss();
@@ -111,12 +119,38 @@ async function memory(url, engine, i) {
   await time(page, i, 20);
   clearInterval(sampler);
   const after = treePss();
+  const cached = MEMORY_ONLY ? await cachedLoad(browser, page, url, engine, i, blank) : null;
   await browser.close();
-  return { ...loaded, peakMb: (peak - blank) / 1024, afterMb: (after - blank) / 1024 };
+  rmSync(profile, { recursive: true, force: true });
+  return { ...loaded, peakMb: (peak - blank) / 1024, afterMb: (after - blank) / 1024, cached };
+}
+
+/** The same engine loaded again on a new page of the same browser (its model now in Cache Storage):
+ * load time and the tree's peak over the first page's blank figure. */
+async function cachedLoad(browser, first, url, engine, i, blank) {
+  await first.close();
+  await new Promise((r) => setTimeout(r, 2000));
+  const page = await openPage(browser, url);
+  let peak = treePss();
+  const sampler = setInterval(() => (peak = Math.max(peak, treePss())), 50);
+  const loaded = await load(page, i, engine.make);
+  clearInterval(sampler);
+  return { ...loaded, peakMb: (peak - blank) / 1024 };
 }
 
 const server = await serve(ROOT, { alias: { '/www/bench.html': 'bench/web.html' } });
 const weightsMb = readFileSync(`${ROOT}${ZS_MODEL}model.safetensors`).length / 1e6;
+if (MEMORY_ONLY) {
+  console.log(`peak memory of the Chromium tree over a blank page, fresh browser per engine (${weightsMb.toFixed(0)} MB weights)`);
+  for (const [i, e] of ENGINES.entries()) {
+    if (e.make[0] !== 'zeroshot') continue;
+    const m = await memory(server.url, e, i);
+    const x = (mb) => `+${mb.toFixed(0)} MB (${(mb / weightsMb).toFixed(2)}x)`;
+    console.log(`${e.name.padEnd(34)} first load ${(m.load / 1000).toFixed(1)} s, peak ${x(m.peakMb)}; cached load ${(m.cached.load / 1000).toFixed(1)} s + first result ${m.cached.first.toFixed(0)} ms, peak ${x(m.cached.peakMb)}`);
+  }
+  await server.close();
+  process.exit(0);
+}
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
 const page = await openPage(browser, server.url);
 const info = [];

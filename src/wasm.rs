@@ -36,48 +36,109 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// Builds a classifier from the files of a model folder. `backend` is "webgpu" or "cpu" (the JS
-/// side resolves "auto", since only it can see whether the adapter is a fallback one); `threads`
-/// is the CPU's thread count (the size of the pool `initThreadPool` started; 1 without it). The
-/// weights' bytes move into wasm memory once; the GPU path frees them after upload.
+/// A model.safetensors in wasm memory, filled by the page's worker through a view at `ptr()` as
+/// the download (or the kept copy) arrives: the file is held once, here, not also as a JS copy
+/// that would then be copied in. `loadClassifier` takes it over.
+#[wasm_bindgen]
+pub struct WeightsBuffer {
+    bytes: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl WeightsBuffer {
+    /// `size` zeroed bytes; an error, not a trap, when wasm memory cannot hold them.
+    #[wasm_bindgen(constructor)]
+    pub fn new(size: usize) -> Result<WeightsBuffer, JsError> {
+        let mut buffer = WeightsBuffer { bytes: Vec::new() };
+        buffer.resize(size)?;
+        Ok(buffer)
+    }
+
+    /// Where the bytes start in wasm memory (it moves when `resize` grows the buffer).
+    pub fn ptr(&self) -> usize {
+        self.bytes.as_ptr() as usize
+    }
+
+    /// The number of bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Grows (new bytes zeroed) or cuts to `size`: for a download whose size was not announced.
+    pub fn resize(&mut self, size: usize) -> Result<(), JsError> {
+        let more = size.saturating_sub(self.bytes.len());
+        if self.bytes.try_reserve_exact(more).is_err() {
+            return Err(JsError::new(&format!("wasm memory cannot hold {size} bytes of model.safetensors")));
+        }
+        self.bytes.resize(size, 0);
+        Ok(())
+    }
+
+    /// SHA-256, lowercase hex: the Hub's X-Linked-Etag is checked here, with no JS copy of the bytes
+    /// (WebCrypto cannot read wasm's shared memory).
+    pub fn sha256(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(&self.bytes).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Builds a classifier from the files of a model folder, the weights taken over from `weights`.
+/// `backend` is "webgpu" or "cpu" (the JS side resolves "auto", since only it can see whether the
+/// adapter is a fallback one); with `cpu_fallback`, a WebGPU build that fails is built again on
+/// the CPU from the same bytes. `threads` is the CPU's thread count (the size of the pool
+/// `initThreadPool` started; 1 without it). The GPU path frees the bytes after upload.
 #[wasm_bindgen(js_name = loadClassifier)]
+#[allow(clippy::too_many_arguments)]
 pub async fn load_classifier(
     config_json: Vec<u8>,
-    model_safetensors: Vec<u8>,
+    weights: WeightsBuffer,
     tokenizer_json: Option<Vec<u8>>,
     vocab_txt: Option<Vec<u8>>,
     tokenizer_config_json: Option<Vec<u8>>,
     backend: String,
+    cpu_fallback: bool,
     threads: usize,
 ) -> Result<Classifier, JsError> {
     let files = ModelFiles {
         config_json,
-        model_safetensors: Arc::new(model_safetensors),
+        model_safetensors: Arc::new(weights.bytes),
         tokenizer_json,
         vocab_txt,
         tokenizer_config_json,
     };
-    let checkpoint = Checkpoint::load(files).map_err(js_error)?;
     let inner = match backend.as_str() {
-        "cpu" => Inner::Cpu(ZeroShotClassifier::new(checkpoint, CpuBackend::new(threads)).map_err(js_error)?),
-        "webgpu" => {
-            let options = GpuOptions { allow_software: true, ..Default::default() };
-            let gpu = GpuBackend::new(options).await.map_err(js_error)?;
-            let mut c = ZeroShotClassifier::new(checkpoint, gpu).map_err(js_error)?;
-            c.warm_up().await.map_err(js_error)?;
-            Inner::Gpu(c)
-        }
+        "cpu" => cpu_classifier(files, threads)?,
+        // The clone shares the bytes (an Arc): they are read again only if the GPU fails.
+        "webgpu" => match gpu_classifier(files.clone()).await {
+            Err(_) if cpu_fallback => cpu_classifier(files, threads)?,
+            built => built?,
+        },
         other => return Err(JsError::new(&format!("unknown backend {other:?}: use \"webgpu\" or \"cpu\""))),
     };
     let backend = if matches!(inner, Inner::Cpu(_)) { "cpu" } else { "webgpu" };
     Ok(Classifier { inner: Rc::new(RefCell::new(inner)), backend })
 }
 
-/// `model.safetensors` bytes as `format` ("f16" or "int8"), as `zeroshot convert` writes them: the
-/// page keeps the smaller copy of an fp32 download (`ZeroShotClassifier.load({convert})`).
+fn cpu_classifier(files: ModelFiles, threads: usize) -> Result<Inner, JsError> {
+    let checkpoint = Checkpoint::load(files).map_err(js_error)?;
+    Ok(Inner::Cpu(ZeroShotClassifier::new(checkpoint, CpuBackend::new(threads)).map_err(js_error)?))
+}
+
+async fn gpu_classifier(files: ModelFiles) -> Result<Inner, JsError> {
+    let checkpoint = Checkpoint::load(files).map_err(js_error)?;
+    let options = GpuOptions { allow_software: true, ..Default::default() };
+    let gpu = GpuBackend::new(options).await.map_err(js_error)?;
+    let mut c = ZeroShotClassifier::new(checkpoint, gpu).map_err(js_error)?;
+    c.warm_up().await.map_err(js_error)?;
+    Ok(Inner::Gpu(c))
+}
+
+/// `weights` as `format` ("f16" or "int8"), as `zeroshot convert` writes them: the page keeps the
+/// smaller copy of an fp32 download (`ZeroShotClassifier.load({convert})`).
 #[wasm_bindgen(js_name = convertWeights)]
-pub fn convert_weights(model_safetensors: &[u8], format: &str) -> Result<Vec<u8>, JsError> {
-    convert(model_safetensors, WeightFormat::parse(format).map_err(js_error)?).map_err(js_error)
+pub fn convert_weights(weights: &WeightsBuffer, format: &str) -> Result<WeightsBuffer, JsError> {
+    let bytes = convert(&weights.bytes, WeightFormat::parse(format).map_err(js_error)?).map_err(js_error)?;
+    Ok(WeightsBuffer { bytes })
 }
 
 #[wasm_bindgen]

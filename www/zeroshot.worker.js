@@ -11,6 +11,7 @@
 // this worker).
 let loadClassifier = null; // from the wasm build chosen at the first load
 let convertWeights = null; // likewise: zeroshot convert, for loads with `convert`
+let WeightsBuffer = null; // likewise: model.safetensors in wasm memory, filled as it arrives
 let wasmBuild = null;
 let wasmMemory = null; // the instance's memory, for the tests' stats
 let trapped = null; // the trap's message once the instance has trapped: its state is unknown, so nothing runs on it
@@ -47,8 +48,9 @@ async function cacheGet(source, file) {
   const hit = await cache.match(cacheKey(source, file));
   if (!hit) return null;
   if (hit.headers.get('x-zeroshot-absent') === '1') return 'absent';
-  const bytes = new Uint8Array(await hit.arrayBuffer());
-  if (String(bytes.length) === hit.headers.get('x-zeroshot-size')) return bytes;
+  const bytes = await bodyOf(file, hit, () => {});
+  if (String(sizeOf(bytes)) === hit.headers.get('x-zeroshot-size')) return bytes;
+  release(bytes);
   await cache.delete(cacheKey(source, file)); // truncated or corrupt: fetch it again
   return null;
 }
@@ -58,11 +60,12 @@ async function cacheGet(source, file) {
  * weights', lets the list of kept models show it without reading the file. */
 async function cachePut(source, file, bytes, notes, { validator = '', format = null } = {}) {
   if (source.kind === 'files' || !cacheAvailable()) return;
-  const headers = bytes ? { 'x-zeroshot-size': String(bytes.length), 'x-zeroshot-validator': validator } : { 'x-zeroshot-absent': '1' };
+  const headers = bytes ? { 'x-zeroshot-size': String(sizeOf(bytes)), 'x-zeroshot-validator': validator } : { 'x-zeroshot-absent': '1' };
   if (format) headers['x-zeroshot-format'] = format;
   try {
     const cache = await caches.open(CACHE_NAME);
-    await cache.put(cacheKey(source, file), new Response(bytes ?? '', { headers }));
+    // Resolves once the whole body is written: the weights are not handed to the wasm before.
+    await cache.put(cacheKey(source, file), new Response(bytes ? cacheBody(bytes) : '', { headers }));
   } catch (e) {
     notes.push(`could not cache ${file} (${e.name === 'QuotaExceededError' ? 'storage quota exceeded' : e.message}); the model runs from memory`);
   }
@@ -86,9 +89,9 @@ async function keptCopyDiffers(source, file, validator) {
 async function offlineCopy(source, file, optional, progress, notes, error) {
   const cached = source.kind === 'url' ? await cacheGet(source, file) : null;
   if (cached === 'absent' && optional) return null;
-  if (!(cached instanceof Uint8Array)) throw error;
+  if (!isBytes(cached)) throw error;
   if (!notes.includes(OFFLINE_NOTE)) notes.push(OFFLINE_NOTE);
-  progress({ file, loaded: cached.length, total: cached.length, cached: true });
+  progress({ file, loaded: sizeOf(cached), total: sizeOf(cached), cached: true });
   return cached;
 }
 
@@ -150,6 +153,71 @@ async function readBody(response, file, progress) {
   return loaded === bytes.length ? bytes : bytes.slice(0, loaded);
 }
 
+// The weights live in wasm memory from their first byte: a WeightsBuffer (src/wasm.rs) that the
+// download or the kept copy is written into, checked and cached from there, and handed to the wasm.
+// The other files are small Uint8Arrays. These helpers take either.
+
+const MAX_WEIGHTS = 2 ** 31; // wasm32 memory is 4 GB at most, and the model needs room besides
+
+/** A file's body: the weights into wasm memory, any other file as a Uint8Array. */
+const bodyOf = (file, response, progress) => (file === WEIGHTS ? readWeights(response, progress) : readBody(response, file, progress));
+const isBytes = (bytes) => bytes instanceof Uint8Array || (WeightsBuffer !== null && bytes instanceof WeightsBuffer);
+const sizeOf = (bytes) => (bytes instanceof Uint8Array ? bytes.length : bytes.size());
+/** The bytes as a Uint8Array: for the weights, a view of wasm memory, valid until the next wasm call. */
+const viewOf = (bytes) => (bytes instanceof Uint8Array ? bytes : new Uint8Array(wasmMemory.buffer, bytes.ptr(), bytes.size()));
+/** Gives the weights' wasm memory back (a WeightsBuffer not handed to loadClassifier). */
+const release = (bytes) => bytes?.free?.();
+
+/** Reads the weights' body into a WeightsBuffer of the announced size (grown if the size was missing
+ * or wrong), with progress events, so the 268 MB file is never also a JS copy. */
+async function readWeights(response, progress) {
+  const total = Number(response.headers.get('Content-Length')) || Number(response.headers.get('x-zeroshot-size')) || 0;
+  progress({ file: WEIGHTS, loaded: 0, total });
+  if (total > MAX_WEIGHTS) throw new Error(`model.safetensors is ${total} bytes: more than the browser's wasm memory can hold`);
+  const weights = new WeightsBuffer(total || 1 << 20);
+  try {
+    const reader = response.body.getReader();
+    let loaded = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (loaded + value.length > weights.size()) weights.resize(Math.max(weights.size() * 2, loaded + value.length));
+      new Uint8Array(wasmMemory.buffer, weights.ptr() + loaded, value.length).set(value);
+      loaded += value.length;
+      progress({ file: WEIGHTS, loaded, total });
+    }
+    if (loaded !== weights.size()) weights.resize(loaded);
+    return weights;
+  } catch (e) {
+    weights.free();
+    throw e;
+  }
+}
+
+/** A copy of picked weights in wasm memory. */
+function weightsFrom(bytes) {
+  const weights = new WeightsBuffer(bytes.length);
+  viewOf(weights).set(bytes);
+  return weights;
+}
+
+const CACHE_CHUNK = 4 << 20;
+
+/** A body for Cache Storage: a small file as it is; the weights copied out of wasm memory 4 MB at a
+ * time as the cache reads them, so the write never holds a second whole copy. */
+function cacheBody(bytes) {
+  if (bytes instanceof Uint8Array) return bytes;
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      const end = Math.min(at + CACHE_CHUNK, bytes.size());
+      controller.enqueue(viewOf(bytes).slice(at, end)); // slice: a copy, out of the shared memory
+      at = end;
+      if (at === bytes.size()) controller.close();
+    },
+  }, { highWaterMark: 0 });
+}
+
 const utf8 = (bytes) => new TextDecoder('utf-8', { fatal: true }).decode(bytes);
 
 function parseObject(bytes) {
@@ -164,7 +232,7 @@ const MAX_SAFETENSORS_HEADER = 100_000_000;
  * that every tensor's data_offsets must fall within (a cut-off download fails here). Returns the header. */
 function checkSafetensors(bytes) {
   const n = headerLength(bytes, bytes.length);
-  const header = parseObject(bytes.subarray(8, 8 + n));
+  const header = parseObject(bytes.slice(8, 8 + n)); // a copy: TextDecoder refuses shared memory
   checkOffsets(header, bytes.length - 8 - n);
   return header;
 }
@@ -208,7 +276,7 @@ function weightsFormat(header) {
 /** The format of weights in memory, or null: a damaged file is the wasm's to report, with its own message. */
 function formatOf(bytes) {
   try {
-    return weightsFormat(checkSafetensors(bytes));
+    return weightsFormat(checkSafetensors(viewOf(bytes)));
   } catch {
     return null;
   }
@@ -221,7 +289,7 @@ function checkFile(file, bytes, url) {
   try {
     if (file.endsWith('.json')) parseObject(bytes);
     else if (file === 'vocab.txt') utf8(bytes);
-    else if (file === WEIGHTS) checkSafetensors(bytes);
+    else if (file === WEIGHTS) checkSafetensors(viewOf(bytes));
   } catch (e) {
     throw new Error(`${file} is not ${kind}: ${e.message} (downloaded from ${url})`);
   }
@@ -230,11 +298,11 @@ function checkFile(file, bytes, url) {
 /** The Hub sends an LFS file's SHA-256 as X-Linked-Etag (quoted, maybe W/-prefixed): the bytes must
  * hash to it. Skipped without WebCrypto (insecure origins, which have no cache either). */
 async function checkDigest(file, bytes, etag, url) {
-  if (!etag || !self.crypto?.subtle) return;
+  if (!etag || (bytes instanceof Uint8Array && !self.crypto?.subtle)) return;
   const want = etag.replace(/^W\//, '').replaceAll('"', '').trim().toLowerCase();
-  // The view itself, not a copy: the weights can be 268 MB.
-  const hash = new Uint8Array(await self.crypto.subtle.digest('SHA-256', bytes));
-  const got = Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join('');
+  // The weights are hashed in wasm, where they are: WebCrypto would need a 268 MB copy of them.
+  const hex = (hash) => Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, '0')).join('');
+  const got = bytes instanceof Uint8Array ? hex(await self.crypto.subtle.digest('SHA-256', bytes)) : bytes.sha256();
   if (got !== want) throw new Error(`${file} is damaged: its SHA-256 is ${got}, but the Hub's X-Linked-Etag says ${want} (downloaded from ${url})`);
 }
 
@@ -242,7 +310,7 @@ async function checkDigest(file, bytes, etag, url) {
 async function fetchFile(source, file, optional, progress, notes) {
   if (source.kind === 'files') {
     const buffer = source.files[file];
-    if (buffer) return new Uint8Array(buffer);
+    if (buffer) return file === WEIGHTS ? weightsFrom(new Uint8Array(buffer)) : new Uint8Array(buffer);
     if (optional) return null;
     throw new Error(`the chosen files have no ${file}`);
   }
@@ -250,8 +318,8 @@ async function fetchFile(source, file, optional, progress, notes) {
   // for each time (the HTTP cache may answer), and the kept copy serves when there is no network.
   const cached = source.kind === 'hub' ? await cacheGet(source, file) : null;
   if (cached === 'absent' && optional) return null;
-  if (cached instanceof Uint8Array) {
-    progress({ file, loaded: cached.length, total: cached.length, cached: true });
+  if (isBytes(cached)) {
+    progress({ file, loaded: sizeOf(cached), total: sizeOf(cached), cached: true });
     return cached;
   }
   let response;
@@ -271,21 +339,27 @@ async function fetchFile(source, file, optional, progress, notes) {
 /** A file's body, checked to be whole and what it claims before it is kept; with `convert`, the
  * weights are kept (and used) converted, so the cache never holds the original. */
 async function download(source, file, response, progress, notes) {
-  let bytes = await readBody(response, file, progress);
-  await checkDigest(file, bytes, response.headers.get('X-Linked-Etag'), response.url);
-  checkFile(file, bytes, response.url);
-  if (source.convert && file === WEIGHTS) bytes = convertDownload(bytes, source.convert, notes);
-  const validator = source.kind === 'url' ? validatorOf(response) : '';
-  const format = file === WEIGHTS ? formatOf(bytes) : null;
-  if (source.kind === 'hub' || (await keptCopyDiffers(source, file, validator))) await cachePut(source, file, bytes, notes, { validator, format });
-  return bytes;
+  let bytes = await bodyOf(file, response, progress);
+  try {
+    await checkDigest(file, bytes, response.headers.get('X-Linked-Etag'), response.url);
+    checkFile(file, bytes, response.url);
+    if (source.convert && file === WEIGHTS) bytes = convertDownload(bytes, source.convert, notes);
+    const validator = source.kind === 'url' ? validatorOf(response) : '';
+    const format = file === WEIGHTS ? formatOf(bytes) : null;
+    if (source.kind === 'hub' || (await keptCopyDiffers(source, file, validator))) await cachePut(source, file, bytes, notes, { validator, format });
+    return bytes;
+  } catch (e) {
+    release(bytes);
+    throw e;
+  }
 }
 
 /** The weights converted by the wasm (`zeroshot convert`: 'f16' or 'int8'); its error names the tensor. */
 function convertDownload(bytes, format, notes) {
   const converted = convertWeights(bytes, format);
-  const mb = (b) => `${(b.length / 1e6).toFixed(1)} MB`;
+  const mb = (b) => `${(b.size() / 1e6).toFixed(1)} MB`;
   notes.push(`model.safetensors converted to ${format} in the browser: ${mb(converted)} kept on this device instead of ${mb(bytes)}`);
+  bytes.free();
   return converted;
 }
 
@@ -459,22 +533,20 @@ async function initWasm(wanted = 'auto', maxThreads = 0) {
   }
   loadClassifier = pkg.loadClassifier;
   convertWeights = pkg.convertWeights;
+  WeightsBuffer = pkg.WeightsBuffer;
   wasmBuild = name;
 }
 
-async function build(files, backend) {
-  return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend, threads);
+/** Builds the classifier; the wasm takes the weights over (files.weights is spent after). With
+ * `cpuFallback`, a WebGPU build that fails is built on the CPU from the same bytes. */
+async function build(files, backend, cpuFallback = false) {
+  return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend, cpuFallback, threads);
 }
 
 /** Builds on `backend`; under 'auto', any GPU failure falls back to the CPU. */
 async function buildOn(files, backend, allowFallbackAdapter) {
   const wanted = await resolveBackend(backend, allowFallbackAdapter);
-  try {
-    return await build(files, wanted);
-  } catch (e) {
-    if (backend !== 'auto' || wanted === 'cpu' || e instanceof WebAssembly.RuntimeError) throw e;
-    return build(files, 'cpu');
-  }
+  return build(files, wanted, backend === 'auto' && wanted !== 'cpu');
 }
 
 /** What runs now, for the page: a classify call can end on another backend than the load (the GPU lost). */
@@ -489,9 +561,10 @@ async function load({ source, backend, wasm, threads: maxThreads, allowFallbackA
   const notes = [];
   if (!self.isSecureContext) notes.push('this page is not on a secure origin (https or localhost): no WebGPU and no model cache, so the model runs on the CPU and is downloaded on every visit');
   const files = await fetchModel(source, progress, notes);
+  const format = formatOf(files.weights); // before the build, which takes the weights over
   classifier = await buildOn(files, backend, allowFallbackAdapter);
   loaded = { source, backend };
-  return { ...running(), wasm: wasmBuild, notes, format: formatOf(files.weights) };
+  return { ...running(), wasm: wasmBuild, notes, format };
 }
 
 /** Runs `call` on the classifier; under 'auto', a GPU failure (device lost, say) rebuilds the model
