@@ -138,7 +138,9 @@ async function cachedLoad(browser, first, url, engine, i, blank) {
   return { ...loaded, peakMb: (peak - blank) / 1024 };
 }
 
-const server = await serve(ROOT, { alias: { '/www/bench.html': 'bench/web.html' } });
+// Validators (ETag, Last-Modified) as a static host sends them: a second load of a folder URL can
+// then be answered by the HTTP cache, and the kept copy is not written again.
+const server = await serve(ROOT, { alias: { '/www/bench.html': 'bench/web.html' }, validators: true });
 const weightsMb = readFileSync(`${ROOT}${ZS_MODEL}model.safetensors`).length / 1e6;
 if (MEMORY_ONLY) {
   console.log(`peak memory of the Chromium tree over a blank page, fresh browser per engine (${weightsMb.toFixed(0)} MB weights)`);

@@ -175,6 +175,7 @@ async function readWeights(response, progress) {
   progress({ file: WEIGHTS, loaded: 0, total });
   if (total > MAX_WEIGHTS) throw new Error(`model.safetensors is ${total} bytes: more than the browser's wasm memory can hold`);
   const weights = new WeightsBuffer(total || 1 << 20);
+  const hashing = response.headers.has('X-Linked-Etag'); // checkDigest will want the SHA-256
   try {
     const reader = response.body.getReader();
     let loaded = 0;
@@ -184,6 +185,7 @@ async function readWeights(response, progress) {
       if (loaded + value.length > weights.size()) weights.resize(Math.max(weights.size() * 2, loaded + value.length));
       new Uint8Array(wasmMemory.buffer, weights.ptr() + loaded, value.length).set(value);
       loaded += value.length;
+      if (hashing) weights.hashTo(loaded);
       progress({ file: WEIGHTS, loaded, total });
     }
     if (loaded !== weights.size()) weights.resize(loaded);

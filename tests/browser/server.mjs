@@ -45,9 +45,11 @@ export function closeServer(server) {
 /**
  * Serves `root` (with Range requests and HEAD, as static hosts do); resolves to {url, close, requests} (requests: paths asked for, in order).
  * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads);
- * `alias` maps URL paths to other files under `root` (the benchmark page served inside www/).
+ * `alias` maps URL paths to other files under `root` (the benchmark page served inside www/);
+ * `validators` sends ETag and Last-Modified and answers a matching If-None-Match with 304, as static
+ * hosts do (the benchmark's second loads).
  */
-export function serve(root, { isolate = false, alias = {} } = {}) {
+export function serve(root, { isolate = false, alias = {}, validators = false } = {}) {
   const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   const requests = [];
   const server = createServer(async (req, res) => {
@@ -55,10 +57,17 @@ export function serve(root, { isolate = false, alias = {} } = {}) {
     requests.push(path);
     const file = join(root, alias[path] ?? path);
     try {
-      if (!(await stat(file)).isFile()) throw new Error('not a file');
+      const info = await stat(file);
+      if (!info.isFile()) throw new Error('not a file');
+      const etag = `"${info.size}-${Math.floor(info.mtimeMs)}"`;
+      if (validators && req.headers['if-none-match'] === etag) {
+        res.writeHead(304, { ETag: etag, ...isolation });
+        return res.end();
+      }
       const whole = await readFile(file);
       const range = byteRange(req.headers.range, whole.length);
       const base = { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Accept-Ranges': 'bytes', ...isolation };
+      if (validators) Object.assign(base, { ETag: etag, 'Last-Modified': info.mtime.toUTCString() });
       const { status, headers, body } = range ? partial(range, whole, base) : { status: 200, headers: base, body: whole };
       res.writeHead(status, { ...headers, 'Content-Length': body.length });
       res.end(body); // nothing is sent for a HEAD
