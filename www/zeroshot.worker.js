@@ -317,16 +317,19 @@ async function fetchFile(source, file, optional, progress, notes) {
     throw new Error(`the chosen files have no ${file}`);
   }
   // A Hub revision's files never change: the kept copy is used. A folder URL's may: it is asked
-  // for each time (the HTTP cache may answer), and the kept copy serves when there is no network.
+  // for each time (whether it changed, where the kept copy has an ETag), and the kept copy serves
+  // when it has not, or when there is no network.
   const cached = source.kind === 'hub' ? await cacheGet(source, file) : null;
   if (cached === 'absent' && optional) return null;
-  if (isBytes(cached)) {
-    progress({ file, loaded: sizeOf(cached), total: sizeOf(cached), cached: true });
-    return cached;
-  }
+  if (isBytes(cached)) return keptCopy(file, cached, progress);
   let response;
   try {
-    response = await respond(source, file, notes);
+    response = await respond(source, file, notes, await revalidation(source, file));
+    if (response.status === 304) {
+      const kept = await cacheGet(source, file);
+      if (isBytes(kept)) return keptCopy(file, kept, progress);
+      response = await respond(source, file, notes); // the kept copy went bad meanwhile: fetch it whole
+    }
   } catch (e) {
     return offlineCopy(source, file, optional, progress, notes, e);
   }
@@ -336,6 +339,23 @@ async function fetchFile(source, file, optional, progress, notes) {
   }
   if (!response.ok) throw httpError(source, file, response.status);
   return download(source, file, response, progress, notes);
+}
+
+function keptCopy(file, bytes, progress) {
+  progress({ file, loaded: sizeOf(bytes), total: sizeOf(bytes), cached: true });
+  return bytes;
+}
+
+/** For a folder URL's file kept with the ETag its server sent, a request that asks whether it
+ * changed (If-None-Match: a 304 then means the kept copy is used), so an unchanged model is not
+ * downloaded again. Same origin only: elsewhere the header would need a CORS preflight. */
+async function revalidation(source, file) {
+  const url = fileUrl(source, file);
+  if (source.kind !== 'url' || !cacheAvailable() || url.origin !== self.location.origin) return undefined;
+  const hit = await (await caches.open(CACHE_NAME)).match(cacheKey(source, file));
+  await hit?.body?.cancel();
+  const etag = hit?.headers.get('x-zeroshot-validator')?.split('|')[0];
+  return etag ? { headers: { 'If-None-Match': etag } } : undefined;
 }
 
 /** A file's body, checked to be whole and what it claims before it is kept; with `convert`, the

@@ -43,7 +43,8 @@ export function closeServer(server) {
 }
 
 /**
- * Serves `root` (with Range requests and HEAD, as static hosts do); resolves to {url, close, requests} (requests: paths asked for, in order).
+ * Serves `root` (with Range requests and HEAD, as static hosts do); resolves to {url, close, requests, statuses}
+ * (requests: paths asked for, in order; statuses: [path, HTTP status] of each answer).
  * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads);
  * `alias` maps URL paths to other files under `root` (the benchmark page served inside www/);
  * `validators` sends ETag and Last-Modified and answers a matching If-None-Match with 304, as static
@@ -52,9 +53,11 @@ export function closeServer(server) {
 export function serve(root, { isolate = false, alias = {}, validators = false } = {}) {
   const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   const requests = [];
+  const statuses = [];
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
     requests.push(path);
+    res.on('finish', () => statuses.push([path, res.statusCode]));
     const file = join(root, alias[path] ?? path);
     try {
       const info = await stat(file);
@@ -79,7 +82,7 @@ export function serve(root, { isolate = false, alias = {}, validators = false } 
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address();
-      resolve({ url: `http://127.0.0.1:${port}`, requests, close: () => closeServer(server) });
+      resolve({ url: `http://127.0.0.1:${port}`, requests, statuses, close: () => closeServer(server) });
     });
   });
 }
