@@ -78,11 +78,17 @@ function validatorOf(response) {
   return v === '|' ? '' : `${v}|${h('Content-Length')}`;
 }
 
+/** The validator the kept copy of a file was stored with (validatorOf), or null if none is kept. */
+async function keptValidator(source, file) {
+  if (!cacheAvailable()) return null;
+  const hit = await (await caches.open(CACHE_NAME)).match(cacheKey(source, file));
+  await hit?.body?.cancel(); // only its headers are read
+  return hit?.headers.get('x-zeroshot-validator') ?? null;
+}
+
 /** Whether a folder URL's file differs from the copy kept (or none is kept). */
 async function keptCopyDiffers(source, file, validator) {
-  if (!validator || !cacheAvailable()) return true;
-  const hit = await (await caches.open(CACHE_NAME)).match(cacheKey(source, file));
-  return hit?.headers.get('x-zeroshot-validator') !== validator;
+  return !validator || (await keptValidator(source, file)) !== validator;
 }
 
 /** With no network, a folder URL's file comes from the copy kept on the last load. */
@@ -91,8 +97,7 @@ async function offlineCopy(source, file, optional, progress, notes, error) {
   if (cached === 'absent' && optional) return null;
   if (!isBytes(cached)) throw error;
   if (!notes.includes(OFFLINE_NOTE)) notes.push(OFFLINE_NOTE);
-  progress({ file, loaded: sizeOf(cached), total: sizeOf(cached), cached: true });
-  return cached;
+  return keptCopy(file, cached, progress);
 }
 
 const OFFLINE_NOTE = 'no network: the model comes from the copy kept on this device';
@@ -298,7 +303,8 @@ function checkFile(file, bytes, url) {
 }
 
 /** The Hub sends an LFS file's SHA-256 as X-Linked-Etag (quoted, maybe W/-prefixed): the bytes must
- * hash to it. Skipped without WebCrypto (insecure origins, which have no cache either). */
+ * hash to it: the weights in wasm (WeightsBuffer.sha256), other files with WebCrypto, skipped where it is
+ * missing (insecure origins, which have no cache either). */
 async function checkDigest(file, bytes, etag, url) {
   if (!etag || (bytes instanceof Uint8Array && !self.crypto?.subtle)) return;
   const want = etag.replace(/^W\//, '').replaceAll('"', '').trim().toLowerCase();
@@ -341,6 +347,7 @@ async function fetchFile(source, file, optional, progress, notes) {
   return download(source, file, response, progress, notes);
 }
 
+/** A kept copy served instead of a download: its progress event says so. */
 function keptCopy(file, bytes, progress) {
   progress({ file, loaded: sizeOf(bytes), total: sizeOf(bytes), cached: true });
   return bytes;
@@ -350,11 +357,8 @@ function keptCopy(file, bytes, progress) {
  * changed (If-None-Match: a 304 then means the kept copy is used), so an unchanged model is not
  * downloaded again. Same origin only: elsewhere the header would need a CORS preflight. */
 async function revalidation(source, file) {
-  const url = fileUrl(source, file);
-  if (source.kind !== 'url' || !cacheAvailable() || url.origin !== self.location.origin) return undefined;
-  const hit = await (await caches.open(CACHE_NAME)).match(cacheKey(source, file));
-  await hit?.body?.cancel();
-  const etag = hit?.headers.get('x-zeroshot-validator')?.split('|')[0];
+  if (source.kind !== 'url' || fileUrl(source, file).origin !== self.location.origin) return undefined;
+  const etag = (await keptValidator(source, file))?.split('|')[0];
   return etag ? { headers: { 'If-None-Match': etag } } : undefined;
 }
 
