@@ -95,8 +95,8 @@ struct BenchArgs {
     /// CPU threads (default: all cores; more than the cores are clamped).
     #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
-    /// Model folders to time on the CPU instead, comma-separated (say fp32, f16 and int8 copies of
-    /// one model): their forwards interleaved, each shape's times as ratios to the first folder's.
+    /// Model folders to time instead, comma-separated (say fp32, f16 and int8 copies of one model),
+    /// on --backend: their forwards interleaved, each shape's times as ratios to the first's.
     #[arg(long, value_delimiter = ',')]
     models: Vec<PathBuf>,
 }
@@ -343,8 +343,7 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         time_shapes(&mut model, &shapes, args.runs, "cpu")?;
     }
     if args.backend == "gpu" || args.backend == "both" {
-        let options = GpuOptions { allow_software: true, ..Default::default() };
-        let gpu = pollster::block_on(GpuBackend::new(options)).map_err(|e| e.to_string())?;
+        let gpu = bench_gpu()?;
         let name = gpu.adapter_name();
         let mut model =
             DistilBert::new(config.clone(), synthetic::random_weights(&config, 1), gpu).map_err(|e| e.to_string())?;
@@ -353,23 +352,32 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// `bench --models`: the folders' CPU forwards, interleaved run by run so that the machine's
-/// drift falls on all alike; medians and ratios to the first folder.
+/// `bench --models`: the folders' forwards on the chosen backends, interleaved run by run so that
+/// the machine's drift falls on all alike; medians and ratios to the first model.
 fn bench_models(args: &BenchArgs, shapes: &[(usize, usize)]) -> Result<(), String> {
     let mut models = Vec::new();
     for dir in &args.models {
-        let c = Checkpoint::from_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let model = DistilBert::new(c.config, c.weights, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
-        models.push((dir.display().to_string(), model));
+        let load = || Checkpoint::from_dir(dir).map_err(|e| format!("{}: {e}", dir.display()));
+        if args.backend == "cpu" || args.backend == "both" {
+            let c = load()?;
+            let model = DistilBert::new(c.config, c.weights, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
+            models.push((format!("{} (cpu)", dir.display()), Box::new(model) as Box<dyn Forward>));
+        }
+        if args.backend == "gpu" || args.backend == "both" {
+            let (c, gpu) = (load()?, bench_gpu()?);
+            let name = format!("{} (gpu: {})", dir.display(), gpu.adapter_name());
+            let model = DistilBert::new(c.config, c.weights, gpu).map_err(|e| e.to_string())?;
+            models.push((name, Box::new(model) as Box<dyn Forward>));
+        }
     }
-    println!("CPU forwards, median of {} interleaved runs, ratio to the first model", args.runs);
+    println!("forwards, median of {} interleaved runs, ratio to the first model", args.runs);
     for &(batch, seq) in shapes {
         let input = bench_batch(batch, seq);
         let mut times = vec![Vec::new(); models.len()];
         for _ in 0..=args.runs.max(1) {
             for ((_, model), times) in models.iter_mut().zip(&mut times) {
                 let start = Instant::now();
-                pollster::block_on(model.forward(&input)).map_err(|e| e.to_string())?;
+                model.forward_blocking(&input)?;
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
@@ -379,6 +387,24 @@ fn bench_models(args: &BenchArgs, shapes: &[(usize, usize)]) -> Result<(), Strin
         }
     }
     Ok(())
+}
+
+/// Any GPU adapter (software ones too: the bench says which ran).
+fn bench_gpu() -> Result<GpuBackend, String> {
+    let options = GpuOptions { allow_software: true, ..Default::default() };
+    pollster::block_on(GpuBackend::new(options)).map_err(|e| e.to_string())
+}
+
+/// One forward to completion, whatever the backend, so models on different backends can be
+/// timed side by side.
+trait Forward {
+    fn forward_blocking(&mut self, input: &Batch) -> Result<(), String>;
+}
+
+impl<B: Backend> Forward for DistilBert<B> {
+    fn forward_blocking(&mut self, input: &Batch) -> Result<(), String> {
+        pollster::block_on(self.forward(input)).map(drop).map_err(|e| e.to_string())
+    }
 }
 
 /// `batch` sequences of `seq` ordinary word ids ([CLS] first): the values do not change the work.
