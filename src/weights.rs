@@ -34,9 +34,13 @@ enum Data {
         q: Int8Data,
         scales: Vec<f32>,
     },
+    /// Tensors of one trailing shape stacked along the first axis, each kept as loaded: q | k | v,
+    /// which the wasm build's matmul reads in place from the file (a joined copy would be 42 MB
+    /// of typeform's 268); the other backends join them at load ([`Tensor::joined`]).
+    Stacked(Vec<Tensor>),
 }
 
-/// The int8 values of a tensor: read in place from the file, or owned (concatenated q | k | v).
+/// The int8 values of a tensor: read in place from the file, or owned (made in memory).
 enum Int8Data {
     Borrowed { bytes: WeightBytes, start: usize, len: usize },
     Owned(Vec<i8>),
@@ -51,6 +55,8 @@ pub enum Values<'a> {
         q: &'a [i8],
         scales: &'a [f32],
     },
+    /// Row blocks held apart, in order (see [`Tensor::stack`]).
+    Stacked(&'a [Tensor]),
 }
 
 impl Tensor {
@@ -59,8 +65,8 @@ impl Tensor {
     pub fn data(&self) -> Result<&[f32]> {
         match self.values() {
             Values::F32(values) => Ok(values),
-            Values::Int8 { .. } => Err(Error::Backend(format!(
-                "an int8 tensor of shape {:?} reached an op that takes only f32",
+            Values::Int8 { .. } | Values::Stacked(_) => Err(Error::Backend(format!(
+                "an int8 or stacked tensor of shape {:?} reached an op that takes only one f32 block",
                 self.shape
             ))),
         }
@@ -79,6 +85,7 @@ impl Tensor {
                 };
                 Values::Int8 { q, scales }
             }
+            Data::Stacked(parts) => Values::Stacked(parts),
         }
     }
 
@@ -88,17 +95,45 @@ impl Tensor {
         match self.values() {
             Values::F32(values) => values.to_vec(),
             Values::Int8 { q, scales } => dequantize(q, scales),
+            Values::Stacked(parts) => parts.iter().flat_map(Tensor::dequantized).collect(),
         }
     }
 
     /// Whether the values are read in place from the file bytes (no copy).
     pub fn is_borrowed(&self) -> bool {
-        matches!(self.data, Data::Borrowed { .. } | Data::Int8 { q: Int8Data::Borrowed { .. }, .. })
+        match &self.data {
+            Data::Borrowed { .. } | Data::Int8 { q: Int8Data::Borrowed { .. }, .. } => true,
+            Data::Stacked(parts) => parts.iter().all(Tensor::is_borrowed),
+            Data::Owned(_) | Data::Int8 { .. } => false,
+        }
     }
 
-    /// Whether the values are int8 with per-row scales.
+    /// Whether the values are int8 with per-row scales (every part of a stacked tensor).
     pub fn is_int8(&self) -> bool {
-        matches!(self.data, Data::Int8 { .. })
+        match &self.data {
+            Data::Int8 { .. } => true,
+            Data::Stacked(parts) => !parts.is_empty() && parts.iter().all(Tensor::is_int8),
+            Data::Owned(_) | Data::Borrowed { .. } => false,
+        }
+    }
+
+    /// `parts` stacked along the first axis without a copy: [a, ..] + [b, ..] -> [a + b, ..].
+    /// The parts must share their trailing shape (the loader's shape checks see to it).
+    pub fn stack(parts: Vec<Tensor>) -> Tensor {
+        let mut shape = parts.first().map_or_else(Vec::new, |t| t.shape.clone());
+        if let Some(rows) = shape.first_mut() {
+            *rows = parts.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
+        }
+        Tensor { shape, data: Data::Stacked(parts) }
+    }
+
+    /// One block of values: a stacked tensor's parts copied together (see [`Tensor::concat`]),
+    /// any other tensor as it is. For backends that want every weight in one piece.
+    pub fn joined(self) -> Tensor {
+        match self.data {
+            Data::Stacked(parts) => Tensor::concat(&parts),
+            _ => self,
+        }
     }
 
     /// An owned tensor; used by tests and synthetic models.
@@ -157,8 +192,8 @@ pub struct Embeddings<T = Tensor> {
 
 /// `distilbert.transformer.layer.{i}.attention`.
 pub struct MultiHeadSelfAttention<T = Tensor> {
-    /// `q_lin`, `k_lin` and `v_lin` concatenated at load: weight [3*dim, dim], bias [3*dim], so
-    /// one matmul gives q | k | v side by side ([rows, 3*dim]) instead of three.
+    /// `q_lin`, `k_lin` and `v_lin` as one: weight [3*dim, dim] (stacked, see [`Tensor::stack`]),
+    /// bias [3*dim], so one matmul gives q | k | v side by side ([rows, 3*dim]) instead of three.
     pub qkv: Linear<T>,
     /// [dim, dim]
     pub out_lin: Linear<T>,
@@ -200,7 +235,7 @@ impl Tensor {
             .iter()
             .map(|t| match t.values() {
                 Values::Int8 { q, scales } => Some((q, scales)),
-                Values::F32(_) => None,
+                Values::F32(_) | Values::Stacked(_) => None,
             })
             .collect();
         match int8 {
@@ -213,7 +248,7 @@ impl Tensor {
                 for t in parts {
                     match t.values() {
                         Values::F32(v) => values.extend_from_slice(v),
-                        Values::Int8 { q, scales } => values.extend(dequantize(q, scales)),
+                        Values::Int8 { .. } | Values::Stacked(_) => values.extend(t.dequantized()),
                     }
                 }
                 Tensor::from_vec(shape, values)
@@ -223,10 +258,11 @@ impl Tensor {
 }
 
 impl Linear {
-    /// Linears over the same input stacked into one: their outputs side by side.
-    pub fn concat(parts: Vec<Linear>) -> Linear {
+    /// Linears over the same input as one: their outputs side by side. The weights are stacked
+    /// without a copy ([`Tensor::stack`]); the biases, a few KB, are copied together.
+    pub fn stack(parts: Vec<Linear>) -> Linear {
         let (weights, biases): (Vec<Tensor>, Vec<Tensor>) = parts.into_iter().map(|l| (l.weight, l.bias)).unzip();
-        Linear { weight: Tensor::concat(&weights), bias: Tensor::concat(&biases) }
+        Linear { weight: Tensor::stack(weights), bias: Tensor::concat(&biases) }
     }
 }
 
@@ -334,7 +370,7 @@ impl Loader<'_> {
     fn block(&self, p: &str, d: usize, h: usize) -> Result<TransformerBlock> {
         Ok(TransformerBlock {
             attention: MultiHeadSelfAttention {
-                qkv: Linear::concat(
+                qkv: Linear::stack(
                     ["q_lin", "k_lin", "v_lin"]
                         .map(|name| self.linear(&format!("{p}.attention.{name}"), d, d))
                         .into_iter()

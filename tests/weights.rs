@@ -38,7 +38,7 @@ fn f32_weights_load_in_place() {
 
 /// q_lin, k_lin and v_lin become one [3*dim, dim] Linear: rows and biases in that order, as in the file.
 #[test]
-fn q_k_v_are_concatenated_in_order() {
+fn q_k_v_are_stacked_in_order_without_a_copy() {
     let (config, bytes) = typeform();
     let w = Weights::from_safetensors(bytes.clone(), &config).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -51,7 +51,11 @@ fn q_k_v_are_concatenated_in_order() {
     assert_eq!(qkv.bias.shape, vec![3 * 16]);
     let want_w: Vec<f32> = ["q_lin", "k_lin", "v_lin"].iter().flat_map(|n| read(&format!("{n}.weight"))).collect();
     let want_b: Vec<f32> = ["q_lin", "k_lin", "v_lin"].iter().flat_map(|n| read(&format!("{n}.bias"))).collect();
-    assert_eq!(qkv.weight.data().unwrap(), &want_w[..]);
+    assert_eq!(qkv.weight.dequantized(), want_w);
+    assert!(qkv.weight.is_borrowed(), "q, k and v are read in place from the file, not copied");
+    assert!(qkv.weight.data().unwrap_err().to_string().contains("stacked"), "one block only when joined");
+    let joined = Weights::from_safetensors(bytes, &config).unwrap().layers.swap_remove(1).attention.qkv.weight.joined();
+    assert_eq!(joined.data().unwrap(), &want_w[..]);
     assert_eq!(qkv.bias.data().unwrap(), &want_b[..]);
 }
 

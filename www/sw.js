@@ -16,6 +16,9 @@ importScripts('./pkg/shell.js'); // self.SHELL = { version, files }, written by 
 const SHELL_PREFIX = 'zeroshot-shell-';
 const SHELL_CACHE = `${SHELL_PREFIX}${self.SHELL.version}`;
 
+/** The shell's files as absolute URLs (they are listed relative to this file's folder). */
+const SHELL_URLS = new Set(self.SHELL.files.map((file) => new URL(file, self.location.href).href));
+
 const ISOLATION = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
@@ -51,6 +54,10 @@ self.addEventListener('fetch', (event) => {
   if (new URL(request.url).origin !== self.location.origin) return;
   // Chrome rejects re-fetching these (a DevTools quirk); let the browser handle them.
   if (request.cache === 'only-if-cached' && request.mode !== 'same-origin') return;
+  // A plain fetch() (the page's worker downloading a model's files) needs no isolation headers:
+  // COEP always allows same-origin responses. Left to the browser, a 268 MB download no longer
+  // streams through this worker's process as well.
+  if (request.destination === '' && request.mode !== 'navigate' && !SHELL_URLS.has(request.url)) return;
   event.respondWith(respond(request));
 });
 

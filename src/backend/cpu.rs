@@ -54,6 +54,7 @@ impl CpuBackend {
             self.in_pool(|| match w {
                 Values::F32(w) => matmul_rows(x, rows, inp, w, out, c, par),
                 Values::Int8 { q, scales } => matmul_rows_int8(x, rows, inp, (q, scales), out, c, self.threads),
+                Values::Stacked(_) => Err(Error::Backend("a stacked weight reached gemm unjoined".into())),
             })
         }
         #[cfg(target_arch = "wasm32")]
@@ -61,10 +62,10 @@ impl CpuBackend {
             // Blocks of whole dot-kernel rows (4), and no thread gets fewer than 8 rows.
             let per_thread = rows.div_ceil(self.threads).next_multiple_of(4).max(8);
             if per_thread >= rows || out == 0 || inp == 0 {
-                return dot::matmul_nt(rows, out, inp, x, inp, w, c);
+                return dot::matmul_nt(rows, out, inp, x, inp, w, c, out);
             }
             self.for_chunks(c, per_thread * out, |i, c| {
-                dot::matmul_nt(c.len() / out, out, inp, &x[i * per_thread * inp..], inp, w, c)
+                dot::matmul_nt(c.len() / out, out, inp, &x[i * per_thread * inp..], inp, w, c, out)
             })
         }
     }
@@ -353,14 +354,20 @@ impl Backend for CpuBackend {
     }
 
     /// Natively f32 Linear weights are stored transposed, [in, out], so that gemm streams them
-    /// without the per-call repacking an [out, in] layout costs it (~30% of a short forward). On
-    /// wasm, and int8 everywhere, they stay as loaded, [out, in] and borrowed from the file:
-    /// [`dot`] reads them so, and [`matmul_rows_int8`] dequantises panels of them.
+    /// without the per-call repacking an [out, in] layout costs it (~30% of a short forward), and
+    /// q | k | v is joined into one matrix. On wasm, and int8 everywhere, they stay as loaded,
+    /// [out, in] and borrowed from the file: [`dot`] reads them so (q | k | v part by part), and
+    /// [`matmul_rows_int8`] dequantises panels of them.
     fn load_linear(&mut self, l: Linear) -> Result<Linear> {
         #[cfg(not(target_arch = "wasm32"))]
-        if !l.weight.is_int8() {
-            return Ok(Linear { weight: transpose(&l.weight)?, bias: l.bias });
+        {
+            let weight = l.weight.joined();
+            if weight.is_int8() {
+                return Ok(Linear { weight, bias: l.bias });
+            }
+            Ok(Linear { weight: transpose(&weight)?, bias: l.bias })
         }
+        #[cfg(target_arch = "wasm32")]
         Ok(l)
     }
 
@@ -389,6 +396,7 @@ impl Backend for CpuBackend {
                     let (w, s) = (&q[id * dim..(id + 1) * dim], scales[id]);
                     row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (&w, p))| *o = f32::from(w) * s + p);
                 }
+                Values::Stacked(_) => return Err(Error::Backend("stacked word embeddings".into())),
             }
             layer_norm_row(row, gamma, beta);
         }

@@ -17,21 +17,38 @@
 //! x86-64's 16, so blocks stay at 8 accumulators.
 
 use crate::error::{Error, Result};
-use crate::weights::{Values, dequantize_into};
+use crate::weights::{Tensor, Values, dequantize_into};
 
 /// `c[m x n] += a[m x k] @ w^T` with `w` a checkpoint Linear weight as stored ([n, k],
-/// row-major; f32, or int8 with a scale per row), in [`DR`] x [`DC`] blocks (see the module
-/// doc). Each output's 4-lane accumulator is summed across lanes once at the end; the `w` rows of
-/// a block stay in L1 while all rows of `a` pass them. int8 rows are dequantised [`DC`] at a time
-/// into a small scratch buffer, once per call, so their cost is spread over all `m` rows.
-pub fn matmul_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: Values, c: &mut [f32]) -> Result<()> {
-    let fits = |len: usize, rows: usize, ld: usize| rows == 0 || k == 0 || (ld >= k && (rows - 1) * ld + k <= len);
-    let w_fits = match w {
-        Values::F32(w) => fits(w.len(), n, k),
-        Values::Int8 { q, scales } => fits(q.len(), n, k) && scales.len() >= n,
+/// row-major; f32, int8 with a scale per row, or parts stacked along rows, such as q | k | v),
+/// `c`'s rows `ldc` apart, in [`DR`] x [`DC`] blocks (see the module doc). Each output's 4-lane
+/// accumulator is summed across lanes once at the end; the `w` rows of a block stay in L1 while
+/// all rows of `a` pass them. int8 rows are dequantised [`DC`] at a time into a small scratch
+/// buffer, once per call, so their cost is spread over all `m` rows.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    w: Values,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let fits = |len: usize, rows: usize, ld: usize, width: usize| {
+        rows == 0 || width == 0 || (ld >= width && (rows - 1) * ld + width <= len)
     };
-    if !fits(a.len(), m, lda) || !w_fits || c.len() < m * n {
+    let w_fits = match w {
+        Values::F32(w) => fits(w.len(), n, k, k),
+        Values::Int8 { q, scales } => fits(q.len(), n, k, k) && scales.len() >= n,
+        Values::Stacked(_) => true, // each part is checked on its own below
+    };
+    if !fits(a.len(), m, lda, k) || !w_fits || !fits(c.len(), m, ldc, n) {
         return Err(Error::Backend(format!("matmul_nt {m}x{k} @ ({n}x{k})^T: operand out of bounds")));
+    }
+    if let Values::Stacked(parts) = w {
+        return stacked(m, n, k, (a, lda), parts, c, ldc);
     }
     let mut scratch = Vec::new();
     for j in (0..n).step_by(DC) {
@@ -43,8 +60,34 @@ pub fn matmul_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: Values,
                 dequantize_into(&q[j * k..][..cols * k], &scales[j..j + cols], &mut scratch);
                 &scratch[..]
             }
+            Values::Stacked(_) => return Ok(()), // returned above: stacked() splits it into parts
         };
-        column_block(m, cols, k, a, lda, w_rows, &mut c[j..], n);
+        column_block(m, cols, k, a, lda, w_rows, &mut c[j..], ldc);
+    }
+    Ok(())
+}
+
+/// [`matmul_nt`] for a weight stacked from parts: each part's outputs are the next columns of
+/// `c`, so q | k | v come out side by side as from one matrix.
+fn stacked(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: (&[f32], usize),
+    parts: &[Tensor],
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let mut col = 0;
+    for part in parts {
+        let rows = part.shape.first().copied().unwrap_or(0);
+        let c_part = c.get_mut(col..).filter(|_| col + rows <= n);
+        let c_part = c_part.ok_or_else(|| Error::Backend(format!("stacked weight: parts wider than {n} outputs")))?;
+        matmul_nt(m, rows, k, a.0, a.1, part.values(), c_part, ldc)?;
+        col += rows;
+    }
+    if col != n {
+        return Err(Error::Backend(format!("stacked weight: parts give {col} outputs, not {n}")));
     }
     Ok(())
 }
@@ -179,7 +222,7 @@ mod tests {
             let w = random_values(n * k, 2, 1.0);
             let bias = random_values(n, 3, 1.0);
             let mut c: Vec<f32> = bias.iter().copied().cycle().take(m * n).collect();
-            matmul_nt(m, n, k, &a, k, Values::F32(&w), &mut c).unwrap();
+            matmul_nt(m, n, k, &a, k, Values::F32(&w), &mut c, n).unwrap();
             for (i, got) in c.iter().enumerate() {
                 let (r, j) = (i / n, i % n);
                 let want = (0..k).map(|t| a[r * k + t] as f64 * w[j * k + t] as f64).sum::<f64>() + bias[j] as f64;
@@ -187,7 +230,7 @@ mod tests {
                 assert!((*got as f64 - want).abs() <= tol, "{m}x{n}x{k} index {i}: actual {got}, expected {want}");
             }
         }
-        let err = matmul_nt(2, 2, 4, &[0.0; 7], 4, Values::F32(&[0.0; 8]), &mut [0.0; 4]).unwrap_err();
+        let err = matmul_nt(2, 2, 4, &[0.0; 7], 4, Values::F32(&[0.0; 8]), &mut [0.0; 4], 2).unwrap_err();
         assert!(err.to_string().contains("out of bounds"), "{err}");
     }
 
@@ -201,13 +244,40 @@ mod tests {
             let scales: Vec<f32> = random_values(n, 6, 0.01).iter().map(|s| s.abs()).collect();
             let dequantized = crate::weights::dequantize(&q, &scales);
             let (mut c8, mut c32) = (vec![0.5; m * n], vec![0.5; m * n]);
-            matmul_nt(m, n, k, &a, k, Values::Int8 { q: &q, scales: &scales }, &mut c8).unwrap();
-            matmul_nt(m, n, k, &a, k, Values::F32(&dequantized), &mut c32).unwrap();
+            matmul_nt(m, n, k, &a, k, Values::Int8 { q: &q, scales: &scales }, &mut c8, n).unwrap();
+            matmul_nt(m, n, k, &a, k, Values::F32(&dequantized), &mut c32, n).unwrap();
             for (i, (got, want)) in c8.iter().zip(&c32).enumerate() {
                 assert_eq!(got.to_bits(), want.to_bits(), "{m}x{n}x{k} index {i}: actual {got}, expected {want}");
             }
         }
         let short = Values::Int8 { q: &[0; 8], scales: &[1.0] };
-        assert!(matmul_nt(1, 2, 4, &[0.0; 4], 4, short, &mut [0.0; 2]).is_err(), "one scale for two rows");
+        assert!(matmul_nt(1, 2, 4, &[0.0; 4], 4, short, &mut [0.0; 2], 2).is_err(), "one scale for two rows");
+    }
+
+    /// A weight stacked from parts (q | k | v, one of them int8, of odd row counts) gives what
+    /// the parts copied into one matrix give, bit for bit; parts that do not add up are an error.
+    #[test]
+    fn stacked_weights_match_their_joined_copy() {
+        for (m, k, rows) in [(1, 1, [1, 2, 1]), (5, 9, [3, 5, 7]), (13, 257, [16, 16, 16]), (22, 768, [768, 768, 768])]
+        {
+            let a = random_values(m * k, 7, 1.0);
+            let q: Vec<i8> = random_values(rows[1] * k, 8, 127.0).iter().map(|v| *v as i8).collect();
+            let scales: Vec<f32> = random_values(rows[1], 9, 0.01).iter().map(|s| s.abs()).collect();
+            let parts = vec![
+                Tensor::from_vec(vec![rows[0], k], random_values(rows[0] * k, 10, 1.0)),
+                Tensor::from_int8(vec![rows[1], k], q, scales),
+                Tensor::from_vec(vec![rows[2], k], random_values(rows[2] * k, 11, 1.0)),
+            ];
+            let stacked = Tensor::stack(parts);
+            let (n, joined) = (stacked.shape[0], stacked.dequantized());
+            let (mut got, mut want) = (vec![0.25; m * n], vec![0.25; m * n]);
+            matmul_nt(m, n, k, &a, k, stacked.values(), &mut got, n).unwrap();
+            matmul_nt(m, n, k, &a, k, Values::F32(&joined), &mut want, n).unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), w.to_bits(), "{m}x{n}x{k} index {i}: actual {g}, expected {w}");
+            }
+            let err = matmul_nt(m, n + 1, k, &a, k, stacked.values(), &mut vec![0.0; m * (n + 1)], n + 1);
+            assert!(err.unwrap_err().to_string().contains("not"), "parts short of n outputs");
+        }
     }
 }

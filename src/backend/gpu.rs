@@ -622,6 +622,7 @@ impl Backend for GpuBackend {
     }
 
     fn load_tensor(&mut self, t: Tensor) -> Result<GpuTensor> {
+        let t = t.joined(); // one buffer per weight (q | k | v copied together, freed after upload)
         let (rows, cols) = match t.shape[..] {
             [n] => (1, n),
             [r, c] => (r, c),
@@ -636,6 +637,7 @@ impl Backend for GpuBackend {
                     PooledBuffer { buffer: self.upload("int8 scales", bytemuck::cast_slice(scales))?, pool: None };
                 (packed, Packing::Int8(Rc::new(scales)))
             }
+            Values::Stacked(_) => return Err(Error::Gpu("a stacked tensor reached the upload unjoined".into())),
         };
         Ok(GpuTensor { buffer: Rc::new(PooledBuffer { buffer, pool: None }), rows, cols, row_stride: cols, packing })
     }
@@ -644,6 +646,7 @@ impl Backend for GpuBackend {
     /// ones stay int8 (see `load_tensor`); f16 ones (values that are all exactly f16) stay f16
     /// where the device has `shader-f16`.
     fn load_linear(&mut self, l: Linear) -> Result<Linear<GpuTensor>> {
+        let l = Linear { weight: l.weight.joined(), bias: l.bias };
         let weight = match (l.weight.values(), &l.weight.shape[..]) {
             (Values::F32(values), &[rows, cols]) if self.kernels.matmul_f16.is_some() && exact_f16(values) => {
                 let halves: Vec<u8> = values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();

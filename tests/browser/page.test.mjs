@@ -280,7 +280,7 @@ test('a static host without COOP/COEP: the service worker isolates the page befo
   const reloaded = requests.findLastIndex((u) => u.startsWith(`${site.url}/www/index.html`));
   assert.ok(reloaded > 0, 'the page was loaded twice');
   assert.equal(requests.slice(0, reloaded).findIndex((u) => u.includes('/tests/fixtures/')), -1, 'no model file is asked for before the page is isolated');
-  assert.equal(await modelInfo(page), 'fp32 · 2.0 MB download', 'then the probe, by HEAD and Range through the service worker');
+  assert.equal(await modelInfo(page), 'fp32 · 2.0 MB download', 'then the probe, by HEAD and Range');
   assert.deepEqual(downloads.filter((u) => u.includes('/tests/fixtures/')), [], 'and no model file downloaded before Classify');
   const got = await classify(page);
   assert.ok(got.labels, got.error);
@@ -288,6 +288,10 @@ test('a static host without COOP/COEP: the service worker isolates the page befo
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   assert.match(status, new RegExp(`relaxed SIMD, ${cores} thread`), status);
   assert.deepEqual(navigations, [], 'no reload once isolated');
+  const coep = (url) => page.evaluate(async (u) => (await fetch(u)).headers.get('cross-origin-embedder-policy'), url);
+  assert.equal(await coep('/www/zeroshot.js'), 'require-corp', 'the shell is re-served with the isolation headers');
+  assert.equal(await coep('/tests/fixtures/typeform-layout/config.json'), null,
+    "a model's files are left to the browser, so a 268 MB download does not also stream through the service worker");
   await ctx.close();
 });
 
