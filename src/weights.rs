@@ -38,6 +38,12 @@ enum Data {
     /// which the wasm build's matmul reads in place from the file (a joined copy would be 42 MB
     /// of typeform's 268); the other backends join them at load ([`Tensor::joined`]).
     Stacked(Vec<Tensor>),
+    /// Column c's values are `q[r * cols + c] as f32 * scales[c]`: an int8 Linear weight
+    /// transposed to [in, out], as the native CPU backend keeps it for gemm.
+    Int8ByColumn {
+        q: Vec<i8>,
+        scales: Vec<f32>,
+    },
 }
 
 /// The int8 values of a tensor: read in place from the file, or owned (made in memory).
@@ -57,6 +63,11 @@ pub enum Values<'a> {
     },
     /// Row blocks held apart, in order (see [`Tensor::stack`]).
     Stacked(&'a [Tensor]),
+    /// [rows, cols] int8 values and their [cols] scales (see [`Tensor::from_int8_by_column`]).
+    Int8ByColumn {
+        q: &'a [i8],
+        scales: &'a [f32],
+    },
 }
 
 impl Tensor {
@@ -65,7 +76,7 @@ impl Tensor {
     pub fn data(&self) -> Result<&[f32]> {
         match self.values() {
             Values::F32(values) => Ok(values),
-            Values::Int8 { .. } | Values::Stacked(_) => Err(Error::Backend(format!(
+            Values::Int8 { .. } | Values::Stacked(_) | Values::Int8ByColumn { .. } => Err(Error::Backend(format!(
                 "an int8 or stacked tensor of shape {:?} reached an op that takes only one f32 block",
                 self.shape
             ))),
@@ -86,6 +97,7 @@ impl Tensor {
                 Values::Int8 { q, scales }
             }
             Data::Stacked(parts) => Values::Stacked(parts),
+            Data::Int8ByColumn { q, scales } => Values::Int8ByColumn { q, scales },
         }
     }
 
@@ -96,6 +108,10 @@ impl Tensor {
             Values::F32(values) => values.to_vec(),
             Values::Int8 { q, scales } => dequantize(q, scales),
             Values::Stacked(parts) => parts.iter().flat_map(Tensor::dequantized).collect(),
+            Values::Int8ByColumn { q, scales } => {
+                let cols = scales.len().max(1);
+                q.iter().enumerate().map(|(i, &v)| f32::from(v) * scales[i % cols]).collect()
+            }
         }
     }
 
@@ -104,14 +120,14 @@ impl Tensor {
         match &self.data {
             Data::Borrowed { .. } | Data::Int8 { q: Int8Data::Borrowed { .. }, .. } => true,
             Data::Stacked(parts) => parts.iter().all(Tensor::is_borrowed),
-            Data::Owned(_) | Data::Int8 { .. } => false,
+            Data::Owned(_) | Data::Int8 { .. } | Data::Int8ByColumn { .. } => false,
         }
     }
 
     /// Whether the values are int8 with per-row scales (every part of a stacked tensor).
     pub fn is_int8(&self) -> bool {
         match &self.data {
-            Data::Int8 { .. } => true,
+            Data::Int8 { .. } | Data::Int8ByColumn { .. } => true,
             Data::Stacked(parts) => !parts.is_empty() && parts.iter().all(Tensor::is_int8),
             Data::Owned(_) | Data::Borrowed { .. } => false,
         }
@@ -144,6 +160,11 @@ impl Tensor {
     /// An owned int8 tensor, [rows, cols] with one scale per row.
     pub fn from_int8(shape: Vec<usize>, q: Vec<i8>, scales: Vec<f32>) -> Self {
         Tensor { shape, data: Data::Int8 { q: Int8Data::Owned(q), scales } }
+    }
+
+    /// An owned int8 tensor, [rows, cols] with one scale per column (a transposed int8 weight).
+    pub fn from_int8_by_column(shape: Vec<usize>, q: Vec<i8>, scales: Vec<f32>) -> Self {
+        Tensor { shape, data: Data::Int8ByColumn { q, scales } }
     }
 }
 
@@ -235,7 +256,7 @@ impl Tensor {
             .iter()
             .map(|t| match t.values() {
                 Values::Int8 { q, scales } => Some((q, scales)),
-                Values::F32(_) | Values::Stacked(_) => None,
+                Values::F32(_) | Values::Stacked(_) | Values::Int8ByColumn { .. } => None,
             })
             .collect();
         match int8 {
@@ -248,7 +269,9 @@ impl Tensor {
                 for t in parts {
                     match t.values() {
                         Values::F32(v) => values.extend_from_slice(v),
-                        Values::Int8 { .. } | Values::Stacked(_) => values.extend(t.dequantized()),
+                        Values::Int8 { .. } | Values::Stacked(_) | Values::Int8ByColumn { .. } => {
+                            values.extend(t.dequantized())
+                        }
                     }
                 }
                 Tensor::from_vec(shape, values)

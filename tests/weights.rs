@@ -37,6 +37,19 @@ fn f32_weights_load_in_place() {
 }
 
 /// q_lin, k_lin and v_lin become one [3*dim, dim] Linear: rows and biases in that order, as in the file.
+/// The two int8 layouts read back as the f32 values they stand for: a scale per row (the file's
+/// [out, in]) and a scale per column (the native CPU's transposed [in, out]).
+#[test]
+fn int8_tensors_dequantise_by_row_and_by_column() {
+    use zeroshot::weights::Tensor;
+    let q = vec![1i8, -2, 3, 4, 5, -6];
+    let by_row = Tensor::from_int8(vec![2, 3], q.clone(), vec![0.5, 2.0]);
+    assert_eq!(by_row.dequantized(), vec![0.5, -1.0, 1.5, 8.0, 10.0, -12.0]);
+    let by_column = Tensor::from_int8_by_column(vec![2, 3], q, vec![0.5, 2.0, -1.0]);
+    assert_eq!(by_column.dequantized(), vec![0.5, -4.0, -3.0, 2.0, 10.0, 6.0]);
+    assert!(by_column.is_int8() && by_column.data().is_err(), "int8 is never read as f32 by mistake");
+}
+
 #[test]
 fn q_k_v_are_stacked_in_order_without_a_copy() {
     let (config, bytes) = typeform();

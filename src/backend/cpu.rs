@@ -53,8 +53,10 @@ impl CpuBackend {
             let par = if self.threads > 1 { gemm::Parallelism::Rayon(self.threads) } else { gemm::Parallelism::None };
             self.in_pool(|| match w {
                 Values::F32(w) => matmul_rows(x, rows, inp, w, out, c, par),
-                Values::Int8 { q, scales } => matmul_rows_int8(x, rows, inp, (q, scales), out, c, self.threads),
-                Values::Stacked(_) => Err(Error::Backend("a stacked weight reached gemm unjoined".into())),
+                Values::Int8ByColumn { q, scales } => matmul_rows_int8(x, rows, inp, (q, scales), out, c, self.threads),
+                Values::Int8 { .. } | Values::Stacked(_) => {
+                    Err(Error::Backend("a Linear weight reached gemm without load_linear's layout".into()))
+                }
             })
         }
         #[cfg(target_arch = "wasm32")]
@@ -258,6 +260,22 @@ fn transpose(t: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_vec(vec![cols, rows], dst))
 }
 
+/// An int8 [out, in] weight as [in, out] int8, its per-output scales now one per column.
+#[cfg(not(target_arch = "wasm32"))]
+fn transpose_int8(t: &Tensor) -> Result<Tensor> {
+    let (rows, cols) = dims(t)?;
+    let Values::Int8 { q, scales } = t.values() else {
+        return Err(Error::Backend("transpose_int8: not an int8 tensor".into()));
+    };
+    let mut dst = vec![0i8; rows * cols];
+    for (r, src_row) in q.chunks_exact(cols).enumerate() {
+        for (v, out) in src_row.iter().zip(dst[r..].iter_mut().step_by(rows)) {
+            *out = *v;
+        }
+    }
+    Ok(Tensor::from_int8_by_column(vec![cols, rows], dst, scales.to_vec()))
+}
+
 /// `c [rows, out] += x [rows, in] @ w` through gemm, `w` the [in, out] transpose.
 #[cfg(not(target_arch = "wasm32"))]
 fn matmul_rows(
@@ -275,16 +293,17 @@ fn matmul_rows(
     matmul(rows, out, inp, a, b, c, true, 1.0, par)
 }
 
-/// Output columns dequantised per gemm call in [`matmul_rows_int8`]: a [128, in] f32 panel is
-/// 1.5 MB for typeform's FFN, about L2's size.
+/// Most output columns dequantised per gemm call in [`matmul_rows_int8`]: a [3072, 64] f32
+/// panel is 768 KB for typeform's FFN, within L2. Measured per forward against fp32 (one text x
+/// 5 labels, 1 thread): 32 columns 1.34-1.37x, 64 1.03-1.10x, 256 1.13-1.22x.
 #[cfg(not(target_arch = "wasm32"))]
-const INT8_PANEL: usize = 128;
+const INT8_PANEL: usize = 64;
 
-/// `c [rows, out] += x [rows, in] @ w^T` for an int8 `w` ([out, in] + a scale per output row):
-/// panels of [`INT8_PANEL`] output rows are dequantised into f32 scratch (contiguous, so the loop
-/// vectorises) and multiplied by gemm, which reads the panel transposed through its strides;
-/// panels are spread over the pool, each thread with its own scratch and output. gemm takes no
-/// int8, and so the weights stay int8 in memory (a quarter of f32) at one conversion per call.
+/// `c [rows, out] += x [rows, in] @ w` for an int8 `w` kept transposed, [in, out], with a scale
+/// per output column: panels of columns are dequantised into f32 scratch laid out as the fp32
+/// path's weights ([in, cols], rows contiguous, so the loop vectorises) and multiplied by gemm;
+/// the panels, as many per thread, are spread over the pool, each with its own output. gemm
+/// takes no int8, so the weights stay int8 in memory (a quarter of f32) at one conversion per call.
 #[cfg(not(target_arch = "wasm32"))]
 fn matmul_rows_int8(
     x: &[f32],
@@ -297,28 +316,33 @@ fn matmul_rows_int8(
 ) -> Result<()> {
     use rayon::prelude::*;
     if q.len() != out * inp || scales.len() != out || x.len() < rows * inp || c.len() < rows * out {
-        return Err(Error::Backend(format!("int8 matmul {rows}x{inp} @ ({out}x{inp})^T: operand out of bounds")));
+        return Err(Error::Backend(format!("int8 matmul {rows}x{inp} @ ({inp}x{out}): operand out of bounds")));
     }
-    let panel = |j: usize| -> Result<Vec<f32>> {
-        let cols = INT8_PANEL.min(out - j);
-        // [cols, in], read by gemm as its [in, cols] transpose: a transposing dequantisation
-        // measured 1.54x fp32's time per forward against 1.35x for this contiguous one.
-        let w = crate::weights::dequantize(&q[j * inp..(j + cols) * inp], &scales[j..j + cols]);
+    let per_thread = out.div_ceil(threads * INT8_PANEL);
+    let panel = out.div_ceil(threads * per_thread).next_multiple_of(16).max(1);
+    let product = |j: usize| -> Result<Vec<f32>> {
+        let cols = panel.min(out - j);
+        let s = &scales[j..j + cols];
+        let mut w = vec![0.0; inp * cols];
+        for (t, dst) in w.chunks_exact_mut(cols).enumerate() {
+            let src = &q[t * out + j..][..cols];
+            dst.iter_mut().zip(src.iter().zip(s)).for_each(|(d, (&v, &s))| *d = f32::from(v) * s);
+        }
         let mut part = vec![0.0; rows * cols];
         let a = MatRef { data: x, row_stride: inp, col_stride: 1 };
-        let b = MatRef { data: &w, row_stride: 1, col_stride: inp };
+        let b = MatRef { data: &w, row_stride: cols, col_stride: 1 };
         let p = MatMut { data: &mut part, row_stride: cols, col_stride: 1 };
         matmul(rows, cols, inp, a, b, p, false, 1.0, gemm::Parallelism::None)?;
         Ok(part)
     };
-    let starts: Vec<usize> = (0..out).step_by(INT8_PANEL).collect();
+    let starts: Vec<usize> = (0..out).step_by(panel).collect();
     let parts: Vec<Vec<f32>> = if threads > 1 {
-        starts.par_iter().map(|&j| panel(j)).collect::<Result<_>>()?
+        starts.par_iter().map(|&j| product(j)).collect::<Result<_>>()?
     } else {
-        starts.iter().map(|&j| panel(j)).collect::<Result<_>>()?
+        starts.iter().map(|&j| product(j)).collect::<Result<_>>()?
     };
     for (&j, part) in starts.iter().zip(&parts) {
-        let cols = INT8_PANEL.min(out - j);
+        let cols = panel.min(out - j);
         for (c_row, p_row) in c.chunks_exact_mut(out).zip(part.chunks_exact(cols)) {
             c_row[j..j + cols].iter_mut().zip(p_row).for_each(|(c, p)| *c += p);
         }
@@ -326,11 +350,11 @@ fn matmul_rows_int8(
     Ok(())
 }
 
-/// Inputs of a Linear weight as [`CpuBackend::load_linear`] keeps it: natively [in, out] (f32)
-/// or [out, in] (int8), on wasm [out, in].
+/// Inputs of a Linear weight as [`CpuBackend::load_linear`] keeps it: natively [in, out], on
+/// wasm [out, in].
 fn linear_inputs(w: &Tensor) -> Result<usize> {
     let (rows, cols) = dims(w)?;
-    Ok(if cfg!(target_arch = "wasm32") || w.is_int8() { cols } else { rows })
+    Ok(if cfg!(target_arch = "wasm32") { cols } else { rows })
 }
 
 /// The two dimensions of a 2-D tensor.
@@ -353,17 +377,17 @@ impl Backend for CpuBackend {
         Ok(t) // read as loaded: F32 straight from the file bytes
     }
 
-    /// Natively f32 Linear weights are stored transposed, [in, out], so that gemm streams them
-    /// without the per-call repacking an [out, in] layout costs it (~30% of a short forward), and
-    /// q | k | v is joined into one matrix. On wasm, and int8 everywhere, they stay as loaded,
-    /// [out, in] and borrowed from the file: [`dot`] reads them so (q | k | v part by part), and
-    /// [`matmul_rows_int8`] dequantises panels of them.
+    /// Natively Linear weights are stored transposed, [in, out] (int8 ones as int8, with a scale
+    /// per column), so that gemm streams them without the per-call repacking an [out, in] layout
+    /// costs it (~30% of a short forward), and q | k | v is joined into one matrix;
+    /// [`matmul_rows_int8`] dequantises panels of int8 ones. On wasm they stay as loaded,
+    /// [out, in] and borrowed from the file: [`dot`] reads them so (q | k | v part by part).
     fn load_linear(&mut self, l: Linear) -> Result<Linear> {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let weight = l.weight.joined();
             if weight.is_int8() {
-                return Ok(Linear { weight, bias: l.bias });
+                return Ok(Linear { weight: transpose_int8(&weight)?, bias: l.bias });
             }
             Ok(Linear { weight: transpose(&weight)?, bias: l.bias })
         }
@@ -396,7 +420,9 @@ impl Backend for CpuBackend {
                     let (w, s) = (&q[id * dim..(id + 1) * dim], scales[id]);
                     row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (&w, p))| *o = f32::from(w) * s + p);
                 }
-                Values::Stacked(_) => return Err(Error::Backend("stacked word embeddings".into())),
+                Values::Stacked(_) | Values::Int8ByColumn { .. } => {
+                    return Err(Error::Backend("word embeddings held as a Linear weight".into()));
+                }
             }
             layer_norm_row(row, gamma, beta);
         }

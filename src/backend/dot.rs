@@ -42,7 +42,8 @@ pub fn matmul_nt(
     let w_fits = match w {
         Values::F32(w) => fits(w.len(), n, k, k),
         Values::Int8 { q, scales } => fits(q.len(), n, k, k) && scales.len() >= n,
-        Values::Stacked(_) => true, // each part is checked on its own below
+        Values::Stacked(_) => true,           // each part is checked on its own below
+        Values::Int8ByColumn { .. } => false, // the native CPU's layout, never this kernel's
     };
     if !fits(a.len(), m, lda, k) || !w_fits || !fits(c.len(), m, ldc, n) {
         return Err(Error::Backend(format!("matmul_nt {m}x{k} @ ({n}x{k})^T: operand out of bounds")));
@@ -60,7 +61,7 @@ pub fn matmul_nt(
                 dequantize_into(&q[j * k..][..cols * k], &scales[j..j + cols], &mut scratch);
                 &scratch[..]
             }
-            Values::Stacked(_) => return Ok(()), // returned above: stacked() splits it into parts
+            Values::Stacked(_) | Values::Int8ByColumn { .. } => return Ok(()), // returned above
         };
         column_block(m, cols, k, a, lda, w_rows, &mut c[j..], ldc);
     }

@@ -637,7 +637,9 @@ impl Backend for GpuBackend {
                     PooledBuffer { buffer: self.upload("int8 scales", bytemuck::cast_slice(scales))?, pool: None };
                 (packed, Packing::Int8(Rc::new(scales)))
             }
-            Values::Stacked(_) => return Err(Error::Gpu("a stacked tensor reached the upload unjoined".into())),
+            Values::Stacked(_) | Values::Int8ByColumn { .. } => {
+                return Err(Error::Gpu("a stacked or transposed tensor reached the upload".into()));
+            }
         };
         Ok(GpuTensor { buffer: Rc::new(PooledBuffer { buffer, pool: None }), rows, cols, row_stride: cols, packing })
     }
