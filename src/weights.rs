@@ -124,7 +124,8 @@ impl Tensor {
         }
     }
 
-    /// Whether the values are int8 with per-row scales (every part of a stacked tensor).
+    /// Whether the values are int8, with a scale per row (or per column, transposed); for a
+    /// stacked tensor, every part.
     pub fn is_int8(&self) -> bool {
         match &self.data {
             Data::Int8 { .. } | Data::Int8ByColumn { .. } => true,
@@ -136,11 +137,7 @@ impl Tensor {
     /// `parts` stacked along the first axis without a copy: [a, ..] + [b, ..] -> [a + b, ..].
     /// The parts must share their trailing shape (the loader's shape checks see to it).
     pub fn stack(parts: Vec<Tensor>) -> Tensor {
-        let mut shape = parts.first().map_or_else(Vec::new, |t| t.shape.clone());
-        if let Some(rows) = shape.first_mut() {
-            *rows = parts.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
-        }
-        Tensor { shape, data: Data::Stacked(parts) }
+        Tensor { shape: stacked_shape(&parts), data: Data::Stacked(parts) }
     }
 
     /// One block of values: a stacked tensor's parts copied together (see [`Tensor::concat`]),
@@ -166,6 +163,15 @@ impl Tensor {
     pub fn from_int8_by_column(shape: Vec<usize>, q: Vec<i8>, scales: Vec<f32>) -> Self {
         Tensor { shape, data: Data::Int8ByColumn { q, scales } }
     }
+}
+
+/// The shape of `parts` stacked along the first axis: [a, ..] + [b, ..] -> [a + b, ..].
+fn stacked_shape(parts: &[Tensor]) -> Vec<usize> {
+    let mut shape = parts.first().map_or_else(Vec::new, |t| t.shape.clone());
+    if let Some(rows) = shape.first_mut() {
+        *rows = parts.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
+    }
+    shape
 }
 
 /// `q [rows, cols]` times each row's scale: [rows, cols] f32.
@@ -248,10 +254,7 @@ impl Tensor {
     /// Tensors of equal trailing shape stacked along the first axis: [a, ..] + [b, ..] -> [a + b, ..].
     /// int8 parts stay int8 (their rows and scales stacked) when all are int8.
     pub fn concat(parts: &[Tensor]) -> Tensor {
-        let mut shape = parts.first().map_or_else(Vec::new, |t| t.shape.clone());
-        if let Some(rows) = shape.first_mut() {
-            *rows = parts.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
-        }
+        let shape = stacked_shape(parts);
         let int8: Option<Vec<_>> = parts
             .iter()
             .map(|t| match t.values() {

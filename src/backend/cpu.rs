@@ -240,12 +240,18 @@ pub fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// [rows, cols] -> [cols, rows], in cache-sized tiles (native Linear weights, for gemm).
+/// An f32 [rows, cols] tensor as [cols, rows] (native Linear weights, for gemm).
 #[cfg(not(target_arch = "wasm32"))]
 fn transpose(t: &Tensor) -> Result<Tensor> {
-    const TILE: usize = 32;
     let (rows, cols) = dims(t)?;
-    let (src, mut dst) = (t.data()?, vec![0.0; rows * cols]);
+    Ok(Tensor::from_vec(vec![cols, rows], transposed(t.data()?, rows, cols)))
+}
+
+/// `src` [rows, cols] -> [cols, rows], in cache-sized tiles: f32 and int8 weights alike.
+#[cfg(not(target_arch = "wasm32"))]
+fn transposed<T: Copy + Default>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
+    let mut dst = vec![T::default(); rows * cols];
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             let c1 = (c0 + TILE).min(cols);
@@ -257,7 +263,7 @@ fn transpose(t: &Tensor) -> Result<Tensor> {
             }
         }
     }
-    Ok(Tensor::from_vec(vec![cols, rows], dst))
+    dst
 }
 
 /// An int8 [out, in] weight as [in, out] int8, its per-output scales now one per column.
@@ -267,13 +273,7 @@ fn transpose_int8(t: &Tensor) -> Result<Tensor> {
     let Values::Int8 { q, scales } = t.values() else {
         return Err(Error::Backend("transpose_int8: not an int8 tensor".into()));
     };
-    let mut dst = vec![0i8; rows * cols];
-    for (r, src_row) in q.chunks_exact(cols).enumerate() {
-        for (v, out) in src_row.iter().zip(dst[r..].iter_mut().step_by(rows)) {
-            *out = *v;
-        }
-    }
-    Ok(Tensor::from_int8_by_column(vec![cols, rows], dst, scales.to_vec()))
+    Ok(Tensor::from_int8_by_column(vec![cols, rows], transposed(q, rows, cols), scales.to_vec()))
 }
 
 /// `c [rows, out] += x [rows, in] @ w` through gemm, `w` the [in, out] transpose.
