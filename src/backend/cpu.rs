@@ -61,8 +61,8 @@ impl CpuBackend {
         }
         #[cfg(target_arch = "wasm32")]
         {
-            // Blocks of whole dot-kernel rows (4), and no thread gets fewer than 8 rows.
-            let per_thread = rows.div_ceil(self.threads).next_multiple_of(4).max(8);
+            // Blocks of whole dot-kernel rows, and no thread gets fewer than 8 rows.
+            let per_thread = rows.div_ceil(self.threads).next_multiple_of(dot::DR).max(8);
             if per_thread >= rows || out == 0 || inp == 0 {
                 return dot::matmul_nt(rows, out, inp, x, inp, w, c, out);
             }

@@ -10,21 +10,25 @@
 //! FMA, else `f32x4.mul` + `f32x4.add`. Natively the same loops run on a portable 4-lane type,
 //! so `cargo test` checks the blocking and edge handling that the browser tests check end to end.
 //!
-//! Measured in Chromium (full-size model, interleaved runs): the same speed as a 4x8
-//! register-blocked kernel over weight panels packed at load (ratio 0.99-1.12), which needed a
-//! 170 MB copy of the weights; for that panel kernel 5 and 6 rows per block were 1.37x and 1.23x
-//! slower than 4, and unrolling k by 4 1.2x slower: V8 keeps fewer vector registers than
-//! x86-64's 16, so blocks stay at 8 accumulators.
+//! The loop order is the classic GEMM blocking without a packed copy: `w`'s rows in panels of
+//! about [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1). Before, 4 x 2
+//! blocks streamed all rows of `a` (from L2) past each pair of `w` rows. Measured in Chromium 156
+//! on a 2-core Xeon, full-size model, one text x 5 labels, old and new build interleaved in one
+//! page, identical scores: 0.91x the time (relaxed, 1 thread), 0.95x (relaxed, 2 threads and
+//! simd128). In a kernel-only harness on typeform's four Linear shapes, 4 x 3 and 5 x 2 blocks
+//! matched 3 x 3 with FMA (4 x 3 was no faster end to end) and spilled without it, unrolling k by 2
+//! was slower, and the panel size (144-576 KB) made no difference. Earlier, a register-blocked
+//! kernel over weight panels packed at load was no faster and needed a 170 MB copy of the weights.
 
 use crate::error::{Error, Result};
 use crate::weights::{Tensor, Values, dequantize_into};
 
 /// `c[m x n] += a[m x k] @ w^T` with `w` a checkpoint Linear weight as stored ([n, k],
 /// row-major; f32, int8 with a scale per row, or parts stacked along rows, such as q | k | v),
-/// `c`'s rows `ldc` apart, in [`DR`] x [`DC`] blocks (see the module doc). Each output's 4-lane
-/// accumulator is summed across lanes once at the end; the `w` rows of a block stay in L1 while
-/// all rows of `a` pass them. int8 rows are dequantised [`DC`] at a time into a small scratch
-/// buffer, once per call, so their cost is spread over all `m` rows.
+/// `c`'s rows `ldc` apart, in [`DR`] x [`DC`] blocks over column panels (see the module doc).
+/// Each output's 4-lane accumulator is summed across lanes once at the end, so the blocking never
+/// changes a result. int8 rows are dequantised a panel at a time into a scratch buffer, once per
+/// call, so their cost is spread over all `m` rows.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_nt(
     m: usize,
@@ -51,9 +55,10 @@ pub fn matmul_nt(
     if let Values::Stacked(parts) = w {
         return stacked(m, n, k, (a, lda), parts, c, ldc);
     }
+    let panel = panel_columns(k);
     let mut scratch = Vec::new();
-    for j in (0..n).step_by(DC) {
-        let cols = DC.min(n - j);
+    for j in (0..n).step_by(panel) {
+        let cols = panel.min(n - j);
         let w_rows = match w {
             Values::F32(w) => &w[j * k..],
             Values::Int8 { q, scales } => {
@@ -63,9 +68,18 @@ pub fn matmul_nt(
             }
             Values::Stacked(_) | Values::Int8ByColumn { .. } => return Ok(()), // returned above
         };
-        column_block(m, cols, k, a, lda, w_rows, &mut c[j..], ldc);
+        column_panel(m, cols, k, a, lda, w_rows, &mut c[j..], ldc);
     }
     Ok(())
+}
+
+/// Bytes of `w` rows per column panel: the panel stays in L2 while every row block passes it.
+const PANEL_BYTES: usize = 288 * 1024;
+
+/// Columns per panel for rows of `k` weights: whole dot blocks, at least one.
+fn panel_columns(k: usize) -> usize {
+    let cols = PANEL_BYTES / (4 * k.max(1));
+    (cols - cols % DC).max(DC)
 }
 
 /// [`matmul_nt`] for a weight stacked from parts: each part's outputs are the next columns of
@@ -93,33 +107,36 @@ fn stacked(
     Ok(())
 }
 
-/// One block of `cols` (<= [`DC`]) outputs for all `m` rows: `c[i][cc] += a[i] . w[cc]`, `c` at
-/// the block's first column with `ldc` between rows.
+/// One panel of `cols` outputs for all `m` rows: `c[i][cc] += a[i] . w[cc]`, `c` at the panel's
+/// first column with `ldc` between rows. Each block of [`DR`] rows of `a` (in L1) passes the whole
+/// panel (in L2) before the next: the order measured fastest in Chromium (module doc).
 #[allow(clippy::too_many_arguments)]
-fn column_block(m: usize, cols: usize, k: usize, a: &[f32], lda: usize, w: &[f32], c: &mut [f32], ldc: usize) {
-    let mut i = 0;
-    while i < m {
+fn column_panel(m: usize, cols: usize, k: usize, a: &[f32], lda: usize, w: &[f32], c: &mut [f32], ldc: usize) {
+    for i in (0..m).step_by(DR) {
         let rows = DR.min(m - i);
         let (a_rows, c_rows) = (&a[i * lda..], &mut c[i * ldc..]);
-        match (rows, cols) {
-            (DR, DC) => dot_block::<DR, DC>(k, a_rows, lda, w, c_rows, ldc),
-            (_, DC) => {
-                (0..rows).for_each(|r| dot_block::<1, DC>(k, &a_rows[r * lda..], lda, w, &mut c_rows[r * ldc..], ldc))
+        for j in (0..cols).step_by(DC) {
+            let (w_cols, c_cols) = (&w[j * k..], &mut c_rows[j..]);
+            match (rows, DC.min(cols - j)) {
+                (DR, DC) => dot_block::<DR, DC>(k, a_rows, lda, w_cols, c_cols, ldc),
+                (_, DC) => (0..rows)
+                    .for_each(|r| dot_block::<1, DC>(k, &a_rows[r * lda..], lda, w_cols, &mut c_cols[r * ldc..], ldc)),
+                (_, n) => (0..rows).for_each(|r| {
+                    (0..n).for_each(|cc| {
+                        let (a_row, c_out) = (&a_rows[r * lda..], &mut c_cols[r * ldc + cc..]);
+                        dot_block::<1, 1>(k, a_row, lda, &w_cols[cc * k..], c_out, ldc)
+                    })
+                }),
             }
-            _ => (0..rows).for_each(|r| {
-                (0..cols).for_each(|cc| {
-                    dot_block::<1, 1>(k, &a_rows[r * lda..], lda, &w[cc * k..], &mut c_rows[r * ldc + cc..], ldc)
-                })
-            }),
         }
-        i += rows;
     }
 }
 
 /// Rows of `a` per dot block.
-const DR: usize = 4;
-/// Rows of `w` per dot block: 4 x 2 accumulators + 4 + 2 loaded vectors stay in V8's registers.
-const DC: usize = 2;
+pub const DR: usize = 3;
+/// Rows of `w` per dot block: 3 x 3 accumulators + 3 weight vectors + 1-2 for `a` stay within
+/// V8's 15 allocatable SIMD registers on x86-64, on both builds (mul + add needs a temporary).
+const DC: usize = 3;
 
 /// `c[r][cc] += a[r] . w[cc]` over `k` for R rows of `a` (`lda` apart) and C rows of `w` (`k` apart).
 #[inline(always)]
@@ -214,11 +231,13 @@ mod tests {
     use crate::synthetic::random_values;
 
     /// The dot kernel on the checkpoint's own [n, k] layout, around every block edge: m around
-    /// DR, n around DC, k around the 4-lane step, and typeform's FFN.
+    /// DR, n around DC and the column panels (96 columns at k = 768, 72 at 1000: tails of 4 and
+    /// 56), k around the 4-lane step, and typeform's FFN.
     #[test]
     fn dot_matmul_matches_naive_on_odd_and_large_shapes() {
         let shapes = [(1, 1, 1), (1, 3, 5), (5, 7, 9), (4, 2, 8), (7, 9, 257), (13, 17, 300), (37, 61, 129)];
-        for (m, n, k) in shapes.into_iter().chain([(110, 768, 3072), (22, 3, 768)]) {
+        let panels = [(7, 100, 768), (5, 200, 1000)];
+        for (m, n, k) in shapes.into_iter().chain(panels).chain([(110, 768, 3072), (22, 3, 768)]) {
             let a = random_values(m * k, 1, 1.0);
             let w = random_values(n * k, 2, 1.0);
             let bias = random_values(n, 3, 1.0);
@@ -239,7 +258,7 @@ mod tests {
     /// scratch panel's edges), bit for bit: the same f32 weights enter the same loops.
     #[test]
     fn int8_weights_match_their_dequantised_copy() {
-        for (m, n, k) in [(1, 1, 1), (5, 7, 9), (7, 9, 257), (37, 61, 129)] {
+        for (m, n, k) in [(1, 1, 1), (5, 7, 9), (7, 9, 257), (37, 61, 129), (7, 100, 768)] {
             let a = random_values(m * k, 4, 1.0);
             let q: Vec<i8> = random_values(n * k, 5, 127.0).iter().map(|v| *v as i8).collect();
             let scales: Vec<f32> = random_values(n, 6, 0.01).iter().map(|s| s.abs()).collect();
