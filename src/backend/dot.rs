@@ -12,10 +12,13 @@
 //!
 //! The loop order is the classic GEMM blocking without a packed copy: `w`'s rows in panels of
 //! about [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1). Before, 4 x 2
-//! blocks streamed all rows of `a` (from L2) past each pair of `w` rows. Measured in Chromium 156
-//! on a 2-core Xeon, full-size model, one text x 5 labels, old and new build interleaved in one
-//! page, identical scores: 0.91x the time (relaxed, 1 thread), 0.95x (relaxed, 2 threads and
-//! simd128). In a kernel-only harness on typeform's four Linear shapes, 4 x 3 and 5 x 2 blocks
+//! blocks streamed all rows of `a` (from L2) past each pair of `w` rows. typeform's two inner
+//! sizes, 768 and 3072, get loops compiled for them, where every row of a block is one address
+//! plus a constant offset (wasm loads take the offset as an immediate): 4 of the 6 address
+//! additions per step go. Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x
+//! 5 labels, the builds interleaved in one page, identical scores: the panels alone 0.94-0.99x
+//! the time of 4 x 2 blocks, with the compiled sizes 0.89x (relaxed, 1 and 2 threads). In a
+//! kernel-only harness on typeform's four Linear shapes, 4 x 3 and 5 x 2 blocks
 //! matched 3 x 3 with FMA (4 x 3 was no faster end to end) and spilled without it, unrolling k by 2
 //! was slower, and the panel size (144-576 KB) made no difference. Earlier, a register-blocked
 //! kernel over weight panels packed at load was no faster and needed a 170 MB copy of the weights.
@@ -68,7 +71,14 @@ pub fn matmul_nt(
             }
             Values::Stacked(_) | Values::Int8ByColumn { .. } => return Ok(()), // returned above
         };
-        column_panel(m, cols, k, a, lda, w_rows, &mut c[j..], ldc);
+        let c = &mut c[j..];
+        // typeform's inner sizes (its Linear layers' inputs, 768 and 3072) get loops compiled for
+        // them: with k and lda constants, each block's rows are one address plus constant offsets.
+        match (k, lda) {
+            (768, 768) => column_panel::<768>(m, cols, k, a, lda, w_rows, c, ldc),
+            (3072, 3072) => column_panel::<3072>(m, cols, k, a, lda, w_rows, c, ldc),
+            _ => column_panel::<0>(m, cols, k, a, lda, w_rows, c, ldc),
+        }
     }
     Ok(())
 }
@@ -109,9 +119,20 @@ fn stacked(
 
 /// One panel of `cols` outputs for all `m` rows: `c[i][cc] += a[i] . w[cc]`, `c` at the panel's
 /// first column with `ldc` between rows. Each block of [`DR`] rows of `a` (in L1) passes the whole
-/// panel (in L2) before the next: the order measured fastest in Chromium (module doc).
+/// panel (in L2) before the next: the order measured fastest in Chromium (module doc). `K`, when
+/// not 0, is `k` and `lda` as a constant (the caller checked), so the loops are compiled for it.
 #[allow(clippy::too_many_arguments)]
-fn column_panel(m: usize, cols: usize, k: usize, a: &[f32], lda: usize, w: &[f32], c: &mut [f32], ldc: usize) {
+fn column_panel<const K: usize>(
+    m: usize,
+    cols: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    w: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let (k, lda) = if K == 0 { (k, lda) } else { (K, K) };
     for i in (0..m).step_by(DR) {
         let rows = DR.min(m - i);
         let (a_rows, c_rows) = (&a[i * lda..], &mut c[i * ldc..]);
