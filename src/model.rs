@@ -1,5 +1,6 @@
 //! DistilBertForSequenceClassification, forward only, on any [`Backend`]. One function, top to
-//! bottom, shapes in comments (B = sequences, L = tokens each, D = dim, F = hidden_dim).
+//! bottom, shapes in comments (B = sequences, L = tokens each, D = dim, F = hidden_dim; B*L counts
+//! the padding rows, which the CPU backend leaves out).
 
 use crate::backend::{Backend, Batch, Queries};
 use crate::config::{Activation, Config};

@@ -171,8 +171,10 @@ fn gelu_all(v: &[f32]) -> Vec<f32> {
 
 /// embed; attention on a random fused qkv, for every query and for the [CLS] rows only;
 /// add_layer_norm with a full and with a [CLS]-rows residual; the [CLS] rows through a linear:
-/// every non-matmul kernel, on one backend. Returns [x, ctx, y, logits, ctx_cls, y_cls].
-fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], dim: usize, heads: usize, max_pos: usize) -> Vec<Vec<f32>> {
+/// every non-matmul kernel, on one backend. `packed`: the backend leaves the padding rows out
+/// (the CPU, see `cpu::Packed`), so its qkv has only the real tokens' rows. Returns [x, ctx, y,
+/// logits, ctx_cls, y_cls].
+fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], (dim, heads, max_pos): Dims, packed: bool) -> Vec<Vec<f32>> {
     let vocab = 97;
     let emb = Embeddings {
         word_embeddings: b.load_tensor(tensor(&[vocab, dim], 1, 1.0)).unwrap(),
@@ -182,7 +184,8 @@ fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], dim: usize, heads: usize, 
     let ln = layer_norm(dim, 5).try_map(&mut |t| b.load_tensor(t)).unwrap();
     let head = b.load_linear(linear(3, dim, 7)).unwrap();
     let batch = batch(lengths, vocab as u32, 9);
-    let qkv = b.load_tensor(qkv_values(&batch, dim)).unwrap();
+    let qkv = held(qkv_values(&batch, dim).data().unwrap(), lengths, 3 * dim, packed);
+    let qkv = b.load_tensor(Tensor::from_vec(vec![qkv.len() / (3 * dim), 3 * dim], qkv)).unwrap();
     let input = b.upload_batch(&batch).unwrap();
     let x = b.embed(&input, &emb).unwrap();
     let ctx = b.attention(&qkv, &input, heads, Queries::All).unwrap();
@@ -200,9 +203,23 @@ fn qkv_values(batch: &Batch, dim: usize) -> Tensor {
     tensor(&[batch.rows(), 3 * dim], 11, 1.0)
 }
 
-/// Every `seq`-th row of a [batch*seq, dim] tensor.
-fn cls_of(t: &[f32], seq: usize, dim: usize) -> Vec<f32> {
-    t.chunks(seq * dim).flat_map(|s| &s[..dim]).copied().collect()
+/// (dim, heads, max positions) of a case.
+type Dims = (usize, usize, usize);
+
+/// The rows of a padded [batch*seq, width] tensor that a backend holds: all of them, or if
+/// `packed`, each sequence's real tokens, one sequence after another.
+fn held(t: &[f32], lengths: &[usize], width: usize, packed: bool) -> Vec<f32> {
+    if !packed {
+        return t.to_vec();
+    }
+    let seq = *lengths.iter().max().unwrap();
+    lengths.iter().enumerate().flat_map(|(b, &len)| &t[b * seq * width..][..len * width]).copied().collect()
+}
+
+/// Each sequence's first row of a packed [tokens, dim] tensor.
+fn cls_of(t: &[f32], lengths: &[usize], dim: usize) -> Vec<f32> {
+    let starts = lengths.iter().scan(0, |at, len| Some(std::mem::replace(at, *at + len)));
+    starts.flat_map(|s| &t[s * dim..][..dim]).copied().collect()
 }
 
 #[test]
@@ -215,26 +232,27 @@ fn embed_attention_layer_norm_and_cls_rows() {
         ["embed", "attention", "add_layer_norm", "cls_rows + linear", "attention [CLS]", "add_layer_norm [CLS]"];
     for (lengths, dim, heads) in cases {
         let what = format!("{lengths:?} dim {dim} heads {heads}");
-        let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, dim, heads, 130);
-        let seq = *lengths.iter().max().unwrap();
+        let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, (dim, heads, 130), true);
         let qkv = qkv_values(&batch(lengths, 97, 9), dim);
         check_against_naive(&cpu[1], qkv.data().unwrap(), lengths, dim, heads);
-        assert_close(&format!("cpu attention [CLS] {what}"), &cpu[4], &cls_of(&cpu[1], seq, dim), TOL);
-        assert_close(&format!("cpu add_layer_norm [CLS] {what}"), &cpu[5], &cls_of(&cpu[2], seq, dim), TOL);
+        assert_close(&format!("cpu attention [CLS] {what}"), &cpu[4], &cls_of(&cpu[1], lengths, dim), TOL);
+        assert_close(&format!("cpu add_layer_norm [CLS] {what}"), &cpu[5], &cls_of(&cpu[2], lengths, dim), TOL);
         let Some(gpu) = gpu.as_mut() else { continue };
-        let got = run_rest(gpu, lengths, dim, heads, 130);
-        for (name, (g, c)) in names.iter().zip(got.iter().zip(&cpu)) {
-            assert_close(&format!("gpu {name} {what}"), g, c, TOL);
+        let got = run_rest(gpu, lengths, (dim, heads, 130), false);
+        for (i, (name, (g, c))) in names.iter().zip(got.iter().zip(&cpu)).enumerate() {
+            // x, ctx and y have a row per token, the GPU's padding rows included: compare the real ones.
+            let g = if i < 3 { held(g, lengths, dim, true) } else { g.clone() };
+            assert_close(&format!("gpu {name} {what}"), &g, c, TOL);
         }
     }
 }
 
-/// The CPU's attention against a naive per-(sequence, head, query) loop in f64 over the fused
-/// [rows, 3*dim] qkv; padding keys must get no weight.
+/// The CPU's attention (real tokens' rows only) against a naive per-(sequence, head, query) loop
+/// in f64 over the fused, padded [rows, 3*dim] qkv; padding keys must get no weight.
 fn check_against_naive(ctx: &[f32], qkv: &[f32], lengths: &[usize], dim: usize, heads: usize) {
     let seq = *lengths.iter().max().unwrap();
     let hd = dim / heads;
-    let mut want = vec![0.0f32; ctx.len()];
+    let mut want = vec![0.0f32; lengths.len() * seq * dim]; // padded, as qkv
     for (b, &len) in lengths.iter().enumerate() {
         for h in 0..heads {
             // part 0, 1, 2 = q, k, v of token t, head h
@@ -256,5 +274,6 @@ fn check_against_naive(ctx: &[f32], qkv: &[f32], lengths: &[usize], dim: usize, 
             }
         }
     }
+    let want = held(&want, lengths, dim, true);
     assert_close(&format!("cpu attention {lengths:?} dim {dim} heads {heads}"), ctx, &want, TOL);
 }

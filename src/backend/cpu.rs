@@ -4,7 +4,8 @@
 //! the weights as loaded (fused multiply-add in the relaxed SIMD build). Attention's small
 //! per-head products use gemm everywhere; the rest is plain, numerically careful loops (two-pass
 //! LayerNorm, max-subtracted softmax, exact erf GELU). Matmul rows, attention by sequence and
-//! GELU are spread over the threads where the build has them.
+//! GELU are spread over the threads where the build has them. A batch's padding rows are never
+//! computed ([`Packed`]).
 
 #[cfg(target_arch = "wasm32")]
 use super::dot;
@@ -78,16 +79,24 @@ impl CpuBackend {
     where
         F: Fn(usize, &mut [f32]) -> Result<()> + Sync + Send,
     {
-        let len = len.max(1);
+        self.for_parts(data.chunks_mut(len.max(1)).collect(), f)
+    }
+
+    /// `f(i, part)` for every part, spread over this backend's threads where the build has them.
+    fn for_parts<F>(&self, parts: Vec<&mut [f32]>, f: F) -> Result<()>
+    where
+        F: Fn(usize, &mut [f32]) -> Result<()> + Sync + Send,
+    {
         #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-        if self.threads > 1 && data.len() > len {
+        if self.threads > 1 && parts.len() > 1 {
             use rayon::prelude::*;
+            let run = || parts.into_par_iter().enumerate().try_for_each(|(i, p)| f(i, p));
             #[cfg(not(target_arch = "wasm32"))]
-            return self.in_pool(|| data.par_chunks_mut(len).enumerate().try_for_each(|(i, c)| f(i, c)));
+            return self.in_pool(run);
             #[cfg(target_arch = "wasm32")]
-            return data.par_chunks_mut(len).enumerate().try_for_each(|(i, c)| f(i, c));
+            return run();
         }
-        data.chunks_mut(len).enumerate().try_for_each(|(i, c)| f(i, c))
+        parts.into_iter().enumerate().try_for_each(|(i, p)| f(i, p))
     }
 
     /// Rows per chunk so that `rows` split into one chunk per thread.
@@ -365,9 +374,47 @@ fn dims(t: &Tensor) -> Result<(usize, usize)> {
     }
 }
 
+/// A batch as the CPU backend runs it: without its padding rows, which no real token reads
+/// (attention masks them) and the classifier never sees, so no kernel computes them. Sequence
+/// `b`'s tokens are rows `starts[b]..starts[b] + lens[b]` of every activation, its [CLS] row
+/// `starts[b]`: [T, D] with T = the sum of `lens`, where the padded batch has [B*L, D].
+pub struct Packed {
+    batch: Batch,
+    lens: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+impl Packed {
+    fn new(batch: &Batch) -> Result<Packed> {
+        let lens = batch.lengths();
+        if lens.contains(&0) {
+            return Err(Error::Backend("a sequence of the batch attends to no token".into()));
+        }
+        let starts = lens.iter().scan(0, |at, len| Some(std::mem::replace(at, *at + len))).collect();
+        Ok(Packed { batch: batch.clone(), lens, starts })
+    }
+
+    /// Token rows held: T.
+    fn rows(&self) -> usize {
+        self.lens.iter().sum()
+    }
+
+    /// `data` ([T, width]) split into one part per sequence.
+    fn parts<'a>(&self, mut data: &'a mut [f32], width: usize) -> Vec<&'a mut [f32]> {
+        let mut parts = Vec::with_capacity(self.lens.len());
+        for len in &self.lens {
+            let n = (len * width).min(data.len());
+            let (part, rest) = std::mem::take(&mut data).split_at_mut(n);
+            parts.push(part);
+            data = rest;
+        }
+        parts
+    }
+}
+
 impl Backend for CpuBackend {
     type Tensor = Tensor;
-    type Input = Batch;
+    type Input = Packed;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -395,18 +442,20 @@ impl Backend for CpuBackend {
         Ok(l)
     }
 
-    fn upload_batch(&mut self, batch: &Batch) -> Result<Batch> {
-        Ok(batch.clone())
+    fn upload_batch(&mut self, batch: &Batch) -> Result<Packed> {
+        Packed::new(batch)
     }
 
-    fn embed(&mut self, input: &Batch, emb: &Embeddings) -> Result<Tensor> {
+    fn embed(&mut self, input: &Packed, emb: &Embeddings) -> Result<Tensor> {
         let (vocab, dim) = dims(&emb.word_embeddings)?;
         let max_pos = dims(&emb.position_embeddings)?.0;
         let (words, positions) = (emb.word_embeddings.values(), emb.position_embeddings.data()?);
         let (gamma, beta) = (emb.layer_norm.weight.data()?, emb.layer_norm.bias.data()?);
         let mut out = vec![0.0; input.rows() * dim];
-        for (t, (row, &id)) in out.chunks_exact_mut(dim).zip(&input.ids).enumerate() {
-            let (id, pos) = (id as usize, t % input.seq.max(1));
+        // (sequence, position) of every row held: the padding left out.
+        let tokens = input.lens.iter().enumerate().flat_map(|(b, &len)| (0..len).map(move |t| (b, t)));
+        for (row, (b, pos)) in out.chunks_exact_mut(dim).zip(tokens) {
+            let id = input.batch.ids[b * input.batch.seq + pos] as usize;
             if id >= vocab || pos >= max_pos {
                 return Err(Error::Backend(format!("token id {id} at position {pos} outside the embeddings")));
             }
@@ -451,39 +500,42 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_vec(vec![rows, out_dim], out))
     }
 
-    fn attention(&mut self, qkv: &Tensor, input: &Batch, n_heads: usize, queries: Queries) -> Result<Tensor> {
+    fn attention(&mut self, qkv: &Tensor, input: &Packed, n_heads: usize, queries: Queries) -> Result<Tensor> {
         let (rows, width) = dims(qkv)?;
         let dim = width / 3;
         if rows != input.rows() || !width.is_multiple_of(3) || n_heads == 0 || dim % n_heads != 0 {
             return Err(Error::Backend("attention: qkv and batch shapes disagree".into()));
         }
-        let (seq, hd, nq) = (input.seq, dim / n_heads, queries.per_sequence(input.seq));
+        let hd = dim / n_heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut ctx = vec![0.0; input.batch * nq * dim];
         let qkv = qkv.data()?;
-        // One sequence per chunk of ctx ([nq, dim]), sequences spread over the threads.
-        self.for_chunks(&mut ctx, nq * dim, |b, ctx| {
-            let bias = &input.key_bias[b * seq..(b + 1) * seq];
-            let mut scores = vec![0.0; nq * seq]; // one head at a time: [nq, seq]
+        let ctx_rows = if queries == Queries::All { rows } else { input.lens.len() };
+        let mut ctx = vec![0.0; ctx_rows * dim];
+        let parts = match queries {
+            Queries::All => input.parts(&mut ctx, dim),
+            Queries::Cls => ctx.chunks_mut(dim).collect(),
+        };
+        // One sequence per part of ctx ([nq, dim]: its tokens, or its [CLS] row), over the threads.
+        self.for_parts(parts, |b, ctx| {
+            let (len, nq) = (input.lens[b], ctx.len() / dim);
+            let mut scores = vec![0.0; nq * len]; // one head at a time: [nq, len]
             for h in 0..n_heads {
-                // This head's q, k, v: [seq, hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
-                let at = b * seq * width + h * hd;
+                // This head's q, k, v: [len, hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
+                let at = input.starts[b] * width + h * hd;
                 let q_bh = MatRef { data: &qkv[at..], row_stride: width, col_stride: 1 };
-                let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, seq]
-                let s = MatMut { data: &mut scores, row_stride: seq, col_stride: 1 };
-                matmul(nq, seq, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
-                for row in scores.chunks_exact_mut(seq) {
-                    row.iter_mut().zip(bias).for_each(|(s, m)| *s += m);
-                    softmax_row(row);
-                }
-                let p = MatRef { data: &scores, row_stride: seq, col_stride: 1 };
+                let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, len]
+                let s = MatMut { data: &mut scores, row_stride: len, col_stride: 1 };
+                matmul(nq, len, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
+                // Every key is a real token (the padding rows were left out): no mask to add.
+                scores.chunks_exact_mut(len).for_each(softmax_row);
+                let p = MatRef { data: &scores, row_stride: len, col_stride: 1 };
                 let v_bh = MatRef { data: &qkv[at + 2 * dim..], row_stride: width, col_stride: 1 };
                 let c = MatMut { data: &mut ctx[h * hd..], row_stride: dim, col_stride: 1 };
-                matmul(nq, hd, seq, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
+                matmul(nq, hd, len, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
             }
             Ok(())
         })?;
-        Ok(Tensor::from_vec(vec![input.batch * nq, dim], ctx))
+        Ok(Tensor::from_vec(vec![ctx_rows, dim], ctx))
     }
 
     fn add_layer_norm(&mut self, x: &Tensor, residual: &Tensor, ln: &LayerNorm) -> Result<Tensor> {
@@ -499,14 +551,14 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_vec(vec![rows, dim], out))
     }
 
-    fn cls_rows(&mut self, x: &Tensor, input: &Batch) -> Result<Tensor> {
+    fn cls_rows(&mut self, x: &Tensor, input: &Packed) -> Result<Tensor> {
         let (rows, dim) = dims(x)?;
         if rows != input.rows() {
             return Err(Error::Backend("cls_rows: tensor rows differ from the batch".into()));
         }
         let data = x.data()?;
-        let out = (0..input.batch).flat_map(|b| &data[b * input.seq * dim..][..dim]).copied().collect();
-        Ok(Tensor::from_vec(vec![input.batch, dim], out))
+        let out = input.starts.iter().flat_map(|&start| &data[start * dim..][..dim]).copied().collect();
+        Ok(Tensor::from_vec(vec![input.starts.len(), dim], out))
     }
 
     async fn read(&mut self, t: &Tensor) -> Result<Vec<f32>> {
@@ -537,6 +589,18 @@ mod tests {
             assert!((got - want).abs() < 5e-7, "erf({x}): actual {got}, expected {want}");
         }
         assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6, "gelu(1) = {}", gelu(1.0));
+    }
+
+    /// A batch's padding rows are left out: sequence b's tokens follow sequence b-1's.
+    #[test]
+    fn padding_rows_are_left_out_and_empty_sequences_refused() {
+        let p = Packed::new(&Batch::pad(&[vec![1, 2, 3], vec![4], vec![5, 6]])).unwrap();
+        assert_eq!((&p.lens[..], &p.starts[..], p.rows()), (&[3, 1, 2][..], &[0, 3, 4][..], 6));
+        let mut data: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let parts: Vec<Vec<f32>> = p.parts(&mut data, 2).into_iter().map(|part| part.to_vec()).collect();
+        assert_eq!(parts, [vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], vec![6.0, 7.0], vec![8.0, 9.0, 10.0, 11.0]]);
+        let err = Packed::new(&Batch::pad(&[vec![1], vec![]])).err().expect("an empty sequence is refused");
+        assert!(err.to_string().contains("no token"), "{err}");
     }
 
     #[test]

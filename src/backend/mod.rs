@@ -59,6 +59,13 @@ impl Batch {
     pub fn rows(&self) -> usize {
         self.batch * self.seq
     }
+
+    /// Each sequence's attended tokens: its key_bias's leading zeros ([`Batch::pad`] puts the
+    /// padding last).
+    pub fn lengths(&self) -> Vec<usize> {
+        let per_sequence = self.key_bias.chunks(self.seq.max(1)).take(self.batch);
+        per_sequence.map(|bias| bias.iter().take_while(|&&b| b == 0.0).count()).collect()
+    }
 }
 
 /// Which query rows attention computes.
@@ -130,7 +137,8 @@ pub trait Backend {
     /// Makes a batch available to the ops below.
     fn upload_batch(&mut self, batch: &Batch) -> Result<Self::Input>;
 
-    /// word + position embeddings, then LayerNorm: [batch*seq, dim].
+    /// word + position embeddings, then LayerNorm: [batch*seq, dim], or without the padding rows
+    /// where the backend leaves them out (the CPU: `cpu::Packed`); every op after follows suit.
     fn embed(&mut self, input: &Self::Input, emb: &Embeddings<Self::Tensor>) -> Result<Self::Tensor>;
 
     /// `x @ w.T + b`, then `act`: [rows, in] -> [rows, out].
