@@ -323,13 +323,17 @@ async function fetchFile(source, file, optional, progress, notes) {
     throw new Error(`the chosen files have no ${file}`);
   }
   // A Hub revision's files never change: the kept copy is used. A folder URL's may: it is asked
-  // for each time (whether it changed, where the kept copy has an ETag), and the kept copy serves
-  // when it has not, or when there is no network.
+  // for each time (whether it changed, where the kept copy has an ETag or Last-Modified), and the
+  // kept copy serves when it has not, or when there is no network.
   const cached = source.kind === 'hub' ? await cacheGet(source, file) : null;
   if (cached === 'absent' && optional) return null;
   if (isBytes(cached)) return keptCopy(file, cached, progress);
   let response;
   try {
+    if (await unchangedElsewhere(source, file)) {
+      const kept = await cacheGet(source, file);
+      if (isBytes(kept)) return keptCopy(file, kept, progress);
+    }
     response = await respond(source, file, notes, await revalidation(source, file));
     if (response.status === 304) {
       const kept = await cacheGet(source, file);
@@ -353,13 +357,28 @@ function keptCopy(file, bytes, progress) {
   return bytes;
 }
 
-/** For a folder URL's file kept with the ETag its server sent, a request that asks whether it
- * changed (If-None-Match: a 304 then means the kept copy is used), so an unchanged model is not
- * downloaded again. Same origin only: elsewhere the header would need a CORS preflight. */
+/** For a folder URL's file kept with the validator its server sent, a request that asks whether it
+ * changed (If-None-Match with its ETag, else If-Modified-Since with its Last-Modified: a 304 then
+ * means the kept copy is used), so an unchanged model is not downloaded again. Same origin only:
+ * elsewhere these headers would need a CORS preflight (see unchangedElsewhere). */
 async function revalidation(source, file) {
   if (source.kind !== 'url' || fileUrl(source, file).origin !== self.location.origin) return undefined;
-  const etag = (await keptValidator(source, file))?.split('|')[0];
-  return etag ? { headers: { 'If-None-Match': etag } } : undefined;
+  const [etag, modified] = (await keptValidator(source, file))?.split('|') ?? [];
+  if (etag) return { headers: { 'If-None-Match': etag } };
+  return modified ? { headers: { 'If-Modified-Since': modified } } : undefined;
+}
+
+/** Whether another origin's file is still the version kept, asked without downloading it: a HEAD
+ * (a simple CORS request, so no preflight the server may refuse) whose validator equals the kept
+ * one. Both come from validatorOf on that origin's answers: the ETag where its CORS headers expose
+ * it, else Last-Modified and Content-Length, which CORS always lets a page read. */
+async function unchangedElsewhere(source, file) {
+  if (source.kind !== 'url' || fileUrl(source, file).origin === self.location.origin) return false;
+  const kept = await keptValidator(source, file);
+  if (!kept) return false;
+  // no-store: the server is asked, as a same-origin conditional GET always asks it.
+  const head = await request(fileUrl(source, file), { method: 'HEAD', cache: 'no-store' });
+  return head.ok && validatorOf(head) === kept;
 }
 
 /** A file's body, checked to be whole and what it claims before it is kept; with `convert`, the

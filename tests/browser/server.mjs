@@ -44,38 +44,46 @@ export function closeServer(server) {
 
 /**
  * Serves `root` (with Range requests and HEAD, as static hosts do); resolves to {url, close, requests, statuses}
- * (requests: paths asked for, in order; statuses: [path, HTTP status] of each answer).
+ * (requests: paths asked for, in order; statuses: [path, HTTP status, method] of each answer).
  * `isolate` adds the COOP/COEP headers that make pages cross-origin isolated (wasm threads);
  * `alias` maps URL paths to other files under `root` (the benchmark page served inside www/);
  * `validators` sends ETag and Last-Modified and answers a matching If-None-Match with 304, as static
- * hosts do (the benchmark's second loads).
+ * hosts do (the benchmark's second loads); 'last-modified' sends only Last-Modified, and answers a
+ * matching If-Modified-Since with 304, as hosts without ETags do. `cors` lets pages of any origin
+ * read the files (Access-Control-Allow-Origin: *), as a CDN does.
  */
-export function serve(root, { isolate = false, alias = {}, validators = false } = {}) {
+export function serve(root, { isolate = false, alias = {}, validators = false, cors = false } = {}) {
+  const open = cors ? { 'Access-Control-Allow-Origin': '*' } : {};
   const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
+  const always = { ...isolation, ...open }; // on every file's answer
   const requests = [];
   const statuses = [];
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
     requests.push(path);
-    res.on('finish', () => statuses.push([path, res.statusCode]));
+    res.on('finish', () => statuses.push([path, res.statusCode, req.method]));
     const file = join(root, alias[path] ?? path);
     try {
       const info = await stat(file);
       if (!info.isFile()) throw new Error('not a file');
       const etag = `"${info.size}-${Math.floor(info.mtimeMs)}"`;
-      if (validators && req.headers['if-none-match'] === etag) {
-        res.writeHead(304, { ETag: etag, ...isolation });
+      const modified = info.mtime.toUTCString();
+      const onlyModified = validators === 'last-modified';
+      const sent = onlyModified ? { 'Last-Modified': modified } : { ETag: etag, 'Last-Modified': modified };
+      const unchanged = onlyModified ? req.headers['if-modified-since'] === modified : req.headers['if-none-match'] === etag;
+      if (validators && unchanged) {
+        res.writeHead(304, { ...sent, ...always });
         return res.end();
       }
       const whole = await readFile(file);
       const range = byteRange(req.headers.range, whole.length);
-      const base = { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Accept-Ranges': 'bytes', ...isolation };
-      if (validators) Object.assign(base, { ETag: etag, 'Last-Modified': info.mtime.toUTCString() });
+      const base = { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Accept-Ranges': 'bytes', ...always };
+      if (validators) Object.assign(base, sent);
       const { status, headers, body } = range ? partial(range, whole, base) : { status: 200, headers: base, body: whole };
       res.writeHead(status, { ...headers, 'Content-Length': body.length });
       res.end(body); // nothing is sent for a HEAD
     } catch {
-      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.writeHead(404, { 'Content-Type': 'text/plain', ...open });
       res.end('not found');
     }
   });

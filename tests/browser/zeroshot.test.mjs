@@ -375,31 +375,44 @@ test("convert: 'int8' keeps only the converted weights of a Hub model, which sco
   }
 });
 
-test("a folder URL's second load asks whether the files changed (If-None-Match) and, on a 304, uses the kept copy", async () => {
-  // A server that sends ETags, as static hosts do; the page on it, so the model is same-origin.
-  const validating = await serve(ROOT, { validators: true });
-  const on = await browser.newPage();
-  try {
-    await on.goto(`${validating.url}/tests/browser/harness.html`);
-    await on.waitForFunction(() => window.harnessReady === true);
-    const loads = await on.evaluate(async () => {
-      const out = [];
-      for (let i = 0; i < 2; i++) {
-        const kept = [];
-        const onProgress = (p) => p.cached && !kept.includes(p.file) && kept.push(p.file);
-        const clf = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/typeform-layout/', backend: 'cpu', onProgress });
-        out.push({ kept, result: await clf.classify('the camera is sharp', ['camera', 'battery']) });
-        clf.dispose();
-      }
-      return out;
-    });
-    assert.deepEqual(loads[0].kept, [], 'the first load downloads');
-    assert.deepEqual(loads[1].kept.sort(), ['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
-    assert.deepEqual(loads[1].result, loads[0].result);
-    const weights = validating.statuses.filter(([path]) => path === '/tests/fixtures/typeform-layout/model.safetensors');
-    assert.deepEqual(weights.map(([, status]) => status), [200, 304]);
-  } finally {
-    await on.close();
-    await validating.close();
-  }
-});
+// How a folder URL's second load learns that the files did not change, by server: same origin with
+// ETags (If-None-Match, 304), same origin with only Last-Modified (If-Modified-Since, 304), and
+// another origin (a CDN: a HEAD whose ETag or Last-Modified and length match the kept copy's).
+const REVALIDATIONS = [
+  { server: { validators: true }, page: 'model', weights: [[200, 'GET'], [304, 'GET']] },
+  { server: { validators: 'last-modified' }, page: 'model', weights: [[200, 'GET'], [304, 'GET']] },
+  { server: { validators: true, cors: true }, page: 'other', weights: [[200, 'GET'], [200, 'HEAD']] },
+  { server: { validators: 'last-modified', cors: true }, page: 'other', weights: [[200, 'GET'], [200, 'HEAD']] },
+];
+
+for (const { server: options, page: where, weights: expected } of REVALIDATIONS) {
+  const what = `${options.validators === true ? 'ETag' : 'Last-Modified'}, ${where === 'model' ? 'same origin' : 'another origin'}`;
+  test(`a folder URL's second load asks whether the files changed and uses the kept copy (${what})`, async () => {
+    const models = await serve(ROOT, options);
+    const on = await browser.newPage();
+    try {
+      await on.goto(`${where === 'model' ? models.url : server.url}/tests/browser/harness.html`);
+      await on.waitForFunction(() => window.harnessReady === true);
+      const loads = await on.evaluate(async (model) => {
+        const out = [];
+        for (let i = 0; i < 2; i++) {
+          const kept = [];
+          const onProgress = (p) => p.cached && !kept.includes(p.file) && kept.push(p.file);
+          const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend: 'cpu', onProgress });
+          out.push({ kept, result: await clf.classify('the camera is sharp', ['camera', 'battery']) });
+          clf.dispose();
+        }
+        return out;
+      }, `${models.url}/tests/fixtures/typeform-layout/`);
+      assert.deepEqual(loads[0].kept, [], 'the first load downloads');
+      assert.deepEqual(loads[1].kept.sort(), ['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
+      assert.deepEqual(loads[1].result, loads[0].result);
+      const weights = models.statuses.filter(([path]) => path === '/tests/fixtures/typeform-layout/model.safetensors');
+      assert.deepEqual(weights.map(([, status, method]) => [status, method]), expected);
+    } finally {
+      await on.close();
+      await models.close();
+    }
+  });
+}
+
