@@ -3,9 +3,10 @@
 //! crate (AVX2/AVX-512, weights transposed at load); on wasm through [`super::dot`], our kernel on
 //! the weights as loaded (fused multiply-add in the relaxed SIMD build). Attention's small
 //! per-head products use gemm everywhere; the rest is plain, numerically careful loops (two-pass
-//! LayerNorm, max-subtracted softmax, exact erf GELU). Matmul rows, attention by sequence and
-//! GELU are spread over the threads where the build has them. A batch's padding rows are never
-//! computed ([`Packed`]).
+//! LayerNorm, max-subtracted softmax, exact erf GELU). Matmul rows (on wasm with their bias and
+//! activation, in one pass per thread), attention by sequence, activations and LayerNorm rows are
+//! spread over the threads where the build has them. A batch's padding rows are never computed
+//! ([`Packed`]).
 
 #[cfg(target_arch = "wasm32")]
 use super::dot;
@@ -44,13 +45,27 @@ impl CpuBackend {
         };
     }
 
-    /// `c [rows, out] += x [rows, in] @ w` (`w` as [`CpuBackend::load_linear`] keeps it) on this
-    /// backend's threads. Natively gemm parallelises itself inside our pool (at 2 threads, splitting
-    /// rows measured 78 vs 70 ms per text, splitting columns 63 vs 58); on wasm the rows are split,
-    /// each thread streaming all of `w` (no partial sums to merge).
-    fn matmul_weight(&self, x: &[f32], rows: usize, inp: usize, w: Values, out: usize, c: &mut [f32]) -> Result<()> {
+    /// `c [rows, out] = act(x [rows, in] @ w + bias)` (`w` as [`CpuBackend::load_linear`] keeps it)
+    /// on this backend's threads. Natively gemm parallelises itself inside our pool (at 2 threads,
+    /// splitting rows measured 78 vs 70 ms per text, splitting columns 63 vs 58), then the
+    /// activation runs over the threads. On wasm the rows are split, each thread streaming all of
+    /// `w` (no partial sums to merge) and finishing its rows in one go (bias, matmul, activation,
+    /// while they are in cache): one parallel step per Linear, not two.
+    #[allow(clippy::too_many_arguments)]
+    fn affine(
+        &self,
+        x: &[f32],
+        rows: usize,
+        inp: usize,
+        w: Values,
+        bias: &[f32],
+        act: Option<Activation>,
+        c: &mut [f32],
+    ) -> Result<()> {
+        let out = bias.len();
         #[cfg(not(target_arch = "wasm32"))]
         {
+            fill_rows(c, bias);
             let par = if self.threads > 1 { gemm::Parallelism::Rayon(self.threads) } else { gemm::Parallelism::None };
             self.in_pool(|| match w {
                 Values::F32(w) => matmul_rows(x, rows, inp, w, out, c, par),
@@ -58,18 +73,27 @@ impl CpuBackend {
                 Values::Int8 { .. } | Values::Stacked(_) => {
                     Err(Error::Backend("a Linear weight reached gemm without load_linear's layout".into()))
                 }
+            })?;
+            self.for_chunks(c, self.rows_per_thread(rows) * out, |_, c| {
+                activate(act, c);
+                Ok(())
             })
         }
         #[cfg(target_arch = "wasm32")]
         {
+            // Rows `first..` of the output, whole: `c` holds some number of rows.
+            let finish = |first: usize, c: &mut [f32]| -> Result<()> {
+                fill_rows(c, bias);
+                dot::matmul_nt(c.len() / out.max(1), out, inp, &x[first * inp..], inp, w, c, out)?;
+                activate(act, c);
+                Ok(())
+            };
             // Blocks of whole dot-kernel rows, and no thread gets fewer than 8 rows.
             let per_thread = rows.div_ceil(self.threads).next_multiple_of(dot::DR).max(8);
             if per_thread >= rows || out == 0 || inp == 0 {
-                return dot::matmul_nt(rows, out, inp, x, inp, w, c, out);
+                return finish(0, c);
             }
-            self.for_chunks(c, per_thread * out, |i, c| {
-                dot::matmul_nt(c.len() / out, out, inp, &x[i * per_thread * inp..], inp, w, c, out)
-            })
+            self.for_chunks(c, per_thread * out, |i, c| finish(i * per_thread, c))
         }
     }
 
@@ -99,9 +123,10 @@ impl CpuBackend {
         parts.into_iter().enumerate().try_for_each(|(i, p)| f(i, p))
     }
 
-    /// Rows per chunk so that `rows` split into one chunk per thread.
+    /// Rows per chunk so that `rows` split into one chunk per thread, of 8 rows at least (fewer
+    /// are not worth waking a thread for).
     fn rows_per_thread(&self, rows: usize) -> usize {
-        rows.div_ceil(self.threads).max(1)
+        rows.div_ceil(self.threads).max(8)
     }
 
     /// Runs `f` inside this backend's pool, so rayon (gemm's) uses exactly its threads.
@@ -249,6 +274,20 @@ pub fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
+/// Every row of `c` set to `bias` (a Linear's output before its matmul accumulates).
+fn fill_rows(c: &mut [f32], bias: &[f32]) {
+    c.chunks_exact_mut(bias.len().max(1)).for_each(|row| row.copy_from_slice(bias));
+}
+
+/// A Linear's activation, in place.
+fn activate(act: Option<Activation>, c: &mut [f32]) {
+    match act {
+        Some(Activation::Gelu) => c.iter_mut().for_each(|v| *v = gelu(*v)),
+        Some(Activation::Relu) => c.iter_mut().for_each(|v| *v = v.max(0.0)),
+        None => {}
+    }
+}
+
 /// An f32 [rows, cols] tensor as [cols, rows] (native Linear weights, for gemm).
 #[cfg(not(target_arch = "wasm32"))]
 fn transpose(t: &Tensor) -> Result<Tensor> {
@@ -310,9 +349,10 @@ const INT8_PANEL: usize = 64;
 
 /// `c [rows, out] += x [rows, in] @ w` for an int8 `w` kept transposed, [in, out], with a scale
 /// per output column: panels of columns are dequantised into f32 scratch laid out as the fp32
-/// path's weights ([in, cols], rows contiguous, so the loop vectorises) and multiplied by gemm;
-/// the panels, as many per thread, are spread over the pool, each with its own output. gemm
-/// takes no int8, so the weights stay int8 in memory (a quarter of f32) at one conversion per call.
+/// path's weights ([in, cols], rows contiguous) and multiplied by gemm; the panels, as many per
+/// thread, are spread over the pool, each with its own output. gemm takes no int8, so the
+/// weights stay int8 in memory (a quarter of f32) at one conversion per call. Each thread reuses
+/// one scratch panel (a fresh zeroed one per panel cost as much as the conversion).
 #[cfg(not(target_arch = "wasm32"))]
 fn matmul_rows_int8(
     x: &[f32],
@@ -329,26 +369,23 @@ fn matmul_rows_int8(
     }
     let per_thread = out.div_ceil(threads * INT8_PANEL);
     let panel = out.div_ceil(threads * per_thread).next_multiple_of(16).max(1);
-    let product = |j: usize| -> Result<Vec<f32>> {
+    let product = |w: &mut Vec<f32>, j: usize| -> Result<Vec<f32>> {
         let cols = panel.min(out - j);
-        let s = &scales[j..j + cols];
-        let mut w = vec![0.0; inp * cols];
-        for (t, dst) in w.chunks_exact_mut(cols).enumerate() {
-            let src = &q[t * out + j..][..cols];
-            dst.iter_mut().zip(src.iter().zip(s)).for_each(|(d, (&v, &s))| *d = f32::from(v) * s);
-        }
+        w.resize(inp * cols, 0.0); // once per thread: every element is overwritten below
+        dequantize_columns(q, out, j, &scales[j..j + cols], w);
         let mut part = vec![0.0; rows * cols];
         let a = MatRef { data: x, row_stride: inp, col_stride: 1 };
-        let b = MatRef { data: &w, row_stride: cols, col_stride: 1 };
+        let b = MatRef { data: w, row_stride: cols, col_stride: 1 };
         let p = MatMut { data: &mut part, row_stride: cols, col_stride: 1 };
         matmul(rows, cols, inp, a, b, p, false, 1.0, gemm::Parallelism::None)?;
         Ok(part)
     };
     let starts: Vec<usize> = (0..out).step_by(panel).collect();
     let parts: Vec<Vec<f32>> = if threads > 1 {
-        starts.par_iter().map(|&j| product(j)).collect::<Result<_>>()?
+        starts.par_iter().map_init(Vec::new, |w, &j| product(w, j)).collect::<Result<_>>()?
     } else {
-        starts.iter().map(|&j| product(j)).collect::<Result<_>>()?
+        let mut w = Vec::new();
+        starts.iter().map(|&j| product(&mut w, j)).collect::<Result<_>>()?
     };
     for (&j, part) in starts.iter().zip(&parts) {
         let cols = panel.min(out - j);
@@ -357,6 +394,38 @@ fn matmul_rows_int8(
         }
     }
     Ok(())
+}
+
+/// `dst` [in, cols] = the int8 `q` [in, out]'s columns `j..j + cols` times their `scales`. With
+/// AVX2 where the CPU has it: the crate is built for baseline x86-64 (SSE2), whose i8 -> f32
+/// conversion takes several instructions per 4 values (AVX2: `vpmovsxbd` + `vcvtdq2ps`, 8 at once).
+#[cfg(not(target_arch = "wasm32"))]
+fn dequantize_columns(q: &[i8], out: usize, j: usize, scales: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { dequantize_columns_avx2(q, out, j, scales, dst) };
+    }
+    dequantize_columns_portable(q, out, j, scales, dst)
+}
+
+/// [`dequantize_columns`]' loop, compiled for AVX2 (the caller checked the CPU has it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dequantize_columns_avx2(q: &[i8], out: usize, j: usize, scales: &[f32], dst: &mut [f32]) {
+    dequantize_columns_portable(q, out, j, scales, dst)
+}
+
+/// `dst[t][c] = q[t][j + c] * scales[c]`, row by row (inlined, so each caller's features apply).
+/// The caller checked `q` is [in, out] and `j + cols <= out`.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline(always)]
+fn dequantize_columns_portable(q: &[i8], out: usize, j: usize, scales: &[f32], dst: &mut [f32]) {
+    let cols = scales.len();
+    for (dst, src) in dst.chunks_exact_mut(cols.max(1)).zip(q.chunks_exact(out.max(1))) {
+        let src = &src[j..j + cols];
+        dst.iter_mut().zip(src.iter().zip(scales)).for_each(|(d, (&v, &s))| *d = f32::from(v) * s);
+    }
 }
 
 /// Inputs of a Linear weight as [`CpuBackend::load_linear`] keeps it: natively [in, out], on
@@ -485,18 +554,8 @@ impl Backend for CpuBackend {
         if inp != w_in {
             return Err(Error::Backend(format!("linear: input width {inp}, weight expects {w_in}")));
         }
-        // Start from the bias broadcast over rows, then accumulate x [rows, in] @ w.
-        let mut out: Vec<f32> = bias.iter().copied().cycle().take(rows * out_dim).collect();
-        self.matmul_weight(x.data()?, rows, inp, w.weight.values(), out_dim, &mut out)?;
-        let per_chunk = self.rows_per_thread(rows) * out_dim;
-        match act {
-            Some(Activation::Gelu) => self.for_chunks(&mut out, per_chunk, |_, c| {
-                c.iter_mut().for_each(|v| *v = gelu(*v));
-                Ok(())
-            })?,
-            Some(Activation::Relu) => out.iter_mut().for_each(|v| *v = v.max(0.0)),
-            None => {}
-        }
+        let mut out = vec![0.0; rows * out_dim];
+        self.affine(x.data()?, rows, inp, w.weight.values(), bias, act, &mut out)?;
         Ok(Tensor::from_vec(vec![rows, out_dim], out))
     }
 
@@ -543,11 +602,17 @@ impl Backend for CpuBackend {
         if dims(residual)? != (rows, dim) {
             return Err(Error::Backend("add_layer_norm: x and residual shapes differ".into()));
         }
-        let mut out: Vec<f32> = x.data()?.iter().zip(residual.data()?).map(|(a, b)| a + b).collect();
-        let (gamma, beta) = (ln.weight.data()?, ln.bias.data()?);
-        for row in out.chunks_exact_mut(dim) {
-            layer_norm_row(row, gamma, beta);
-        }
+        let (residual, gamma, beta) = (residual.data()?, ln.weight.data()?, ln.bias.data()?);
+        let mut out = x.data()?.to_vec();
+        let per_chunk = self.rows_per_thread(rows) * dim;
+        self.for_chunks(&mut out, per_chunk, |i, chunk| {
+            let residual = &residual[i * per_chunk..][..chunk.len()];
+            for (row, res) in chunk.chunks_exact_mut(dim).zip(residual.chunks_exact(dim)) {
+                row.iter_mut().zip(res).for_each(|(x, r)| *x += r);
+                layer_norm_row(row, gamma, beta);
+            }
+            Ok(())
+        })?;
         Ok(Tensor::from_vec(vec![rows, dim], out))
     }
 

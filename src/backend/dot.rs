@@ -140,6 +140,8 @@ fn column_panel<const K: usize>(
             let (w_cols, c_cols) = (&w[j * k..], &mut c_rows[j..]);
             match (rows, DC.min(cols - j)) {
                 (DR, DC) => dot_block::<DR, DC>(k, a_rows, lda, w_cols, c_cols, ldc),
+                // A tail of 2 rows (typeform's 5 x 22 tokens = 110 rows) shares the weight loads.
+                (2, DC) => dot_block::<2, DC>(k, a_rows, lda, w_cols, c_cols, ldc),
                 (_, DC) => (0..rows)
                     .for_each(|r| dot_block::<1, DC>(k, &a_rows[r * lda..], lda, w_cols, &mut c_cols[r * ldc..], ldc)),
                 (_, n) => (0..rows).for_each(|r| {
