@@ -46,30 +46,34 @@ pub fn matmul_nt(
     let fits = |len: usize, rows: usize, ld: usize, width: usize| {
         rows == 0 || width == 0 || (ld >= width && (rows - 1) * ld + width <= len)
     };
-    let w_fits = match w {
-        Values::F32(w) => fits(w.len(), n, k, k),
-        Values::Int8 { q, scales } => fits(q.len(), n, k, k) && scales.len() >= n,
-        Values::Stacked(_) => true,           // each part is checked on its own below
-        Values::Int8ByColumn { .. } => false, // the native CPU's layout, never this kernel's
+    // The weight's rows as this kernel reads them: f32, or int8 with a scale per row.
+    let rows = match w {
+        Values::F32(w) => Rows::F32(w),
+        Values::Int8 { q, scales } if scales.len() >= n => Rows::Int8(q, scales),
+        Values::Int8 { .. } => return Err(Error::Backend(format!("matmul_nt: fewer than {n} int8 row scales"))),
+        Values::Stacked(parts) => return stacked(m, n, k, (a, lda), parts, c, ldc),
+        Values::Int8ByColumn { .. } => {
+            return Err(Error::Backend("matmul_nt: an int8 weight in the native CPU's transposed layout".into()));
+        }
     };
-    if !fits(a.len(), m, lda, k) || !w_fits || !fits(c.len(), m, ldc, n) {
+    let w_len = match rows {
+        Rows::F32(w) => w.len(),
+        Rows::Int8(q, _) => q.len(),
+    };
+    if !fits(a.len(), m, lda, k) || !fits(w_len, n, k, k) || !fits(c.len(), m, ldc, n) {
         return Err(Error::Backend(format!("matmul_nt {m}x{k} @ ({n}x{k})^T: operand out of bounds")));
-    }
-    if let Values::Stacked(parts) = w {
-        return stacked(m, n, k, (a, lda), parts, c, ldc);
     }
     let panel = panel_columns(k);
     let mut scratch = Vec::new();
     for j in (0..n).step_by(panel) {
         let cols = panel.min(n - j);
-        let w_rows = match w {
-            Values::F32(w) => &w[j * k..],
-            Values::Int8 { q, scales } => {
+        let w_rows = match rows {
+            Rows::F32(w) => &w[j * k..],
+            Rows::Int8(q, scales) => {
                 scratch.resize(cols * k, 0.0);
                 dequantize_into(&q[j * k..][..cols * k], &scales[j..j + cols], &mut scratch);
                 &scratch[..]
             }
-            Values::Stacked(_) | Values::Int8ByColumn { .. } => return Ok(()), // returned above
         };
         let c = &mut c[j..];
         // typeform's inner sizes (its Linear layers' inputs, 768 and 3072) get loops compiled for
@@ -81,6 +85,13 @@ pub fn matmul_nt(
         }
     }
     Ok(())
+}
+
+/// A weight's rows as [`matmul_nt`] reads them: f32, or int8 with a scale per row.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    F32(&'a [f32]),
+    Int8(&'a [i8], &'a [f32]),
 }
 
 /// Bytes of `w` rows per column panel: the panel stays in L2 while every row block passes it.
@@ -294,7 +305,11 @@ mod tests {
             }
         }
         let short = Values::Int8 { q: &[0; 8], scales: &[1.0] };
-        assert!(matmul_nt(1, 2, 4, &[0.0; 4], 4, short, &mut [0.0; 2], 2).is_err(), "one scale for two rows");
+        let err = matmul_nt(1, 2, 4, &[0.0; 4], 4, short, &mut [0.0; 2], 2).unwrap_err();
+        assert!(err.to_string().contains("row scales"), "one scale for two rows: {err}");
+        let transposed = Values::Int8ByColumn { q: &[0; 8], scales: &[1.0; 2] };
+        let err = matmul_nt(1, 2, 4, &[0.0; 4], 4, transposed, &mut [0.0; 2], 2).unwrap_err();
+        assert!(err.to_string().contains("transposed layout"), "the native CPU's int8 layout: {err}");
     }
 
     /// A weight stacked from parts (q | k | v, one of them int8, of odd row counts) gives what
