@@ -330,12 +330,10 @@ async function fetchFile(source, file, optional, progress, notes) {
   if (isBytes(cached)) return keptCopy(file, cached, progress);
   let response;
   try {
-    if (await unchangedElsewhere(source, file)) {
-      const kept = await cacheGet(source, file);
-      if (isBytes(kept)) return keptCopy(file, kept, progress);
-    }
-    response = await respond(source, file, notes, await revalidation(source, file));
-    if (response.status === 304) {
+    // Unchanged: another origin's HEAD matches the kept copy, or this origin answers 304.
+    const elsewhere = await unchangedElsewhere(source, file);
+    response = elsewhere ? null : await respond(source, file, notes, await revalidation(source, file));
+    if (elsewhere || response.status === 304) {
       const kept = await cacheGet(source, file);
       if (isBytes(kept)) return keptCopy(file, kept, progress);
       response = await respond(source, file, notes); // the kept copy went bad meanwhile: fetch it whole

@@ -74,6 +74,9 @@ impl CpuBackend {
                     Err(Error::Backend("a Linear weight reached gemm without load_linear's layout".into()))
                 }
             })?;
+            if act.is_none() {
+                return Ok(()); // no pass over the threads for nothing
+            }
             self.for_chunks(c, self.rows_per_thread(rows) * out, |_, c| {
                 activate(act, c);
                 Ok(())
