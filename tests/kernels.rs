@@ -277,3 +277,46 @@ fn check_against_naive(ctx: &[f32], qkv: &[f32], lengths: &[usize], dim: usize, 
     let want = held(&want, lengths, dim, true);
     assert_close(&format!("cpu attention {lengths:?} dim {dim} heads {heads}"), ctx, &want, TOL);
 }
+
+/// The CPU's fused q | k | v (`Backend::qkv`) against its plain `linear`, on embeddings of a
+/// batch where sequences repeat their neighbours' first tokens (one text paired with several
+/// labels: those rows are computed once and copied), with every query and with the [CLS] queries
+/// only (then only their q columns are read, and compared): q | k | v stacked as the loader stacks
+/// them, f32 and int8, 1 and 2 threads. The GPU's `qkv` is the trait's default, its `linear`.
+#[test]
+fn qkv_computes_every_value_attention_reads() {
+    let (dim, vocab) = (24, 97);
+    let text = [1, 5, 6, 7, 2, 9, 8];
+    let pair = |label: &[u32]| [&text[..], label, &[2]].concat();
+    // Two texts x labels of several lengths, and a lone sequence; a label that is a prefix of another.
+    let seqs = [pair(&[10]), pair(&[11, 12]), pair(&[10, 13]), pair(&[10]), vec![3, 4], vec![3, 4, 5, 2]];
+    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    let batch = Batch::pad(&seqs);
+    for int8 in [false, true] {
+        for threads in [1, 2] {
+            let what = format!("qkv, int8 {int8}, {threads} thread(s)");
+            let mut b = zeroshot::CpuBackend::new(threads);
+            let emb = Embeddings {
+                word_embeddings: tensor(&[vocab, dim], 1, 1.0),
+                position_embeddings: tensor(&[16, dim], 2, 1.0),
+                layer_norm: layer_norm(dim, 3),
+            };
+            let parts: Vec<Linear> = (0..3).map(|i| linear(dim, dim, 50 + 2 * i)).collect();
+            let parts = if int8 { parts.iter().map(|l| int8_linear(l).0).collect() } else { parts };
+            let copy = |l: &Linear| if int8 { clone_int8(l) } else { clone_linear(l) };
+            let w = b.load_linear(Linear::stack(parts.iter().map(copy).collect())).unwrap();
+            let input = b.upload_batch(&batch).unwrap();
+            let x = b.embed(&input, &emb).unwrap();
+            let plain = b.linear(&x, &w, None).unwrap().data().unwrap().to_vec();
+            let all = b.qkv(&x, &w, &input, Queries::All).unwrap();
+            assert_close(&format!("{what}, every query"), all.data().unwrap(), &plain, TOL);
+            let cls = b.qkv(&x, &w, &input, Queries::Cls).unwrap();
+            let kv = |t: &[f32]| t.chunks(3 * dim).flat_map(|r| &r[dim..]).copied().collect::<Vec<f32>>();
+            assert_close(&format!("{what}, [CLS] queries: k | v"), &kv(cls.data().unwrap()), &kv(&plain), TOL);
+            let q_cls = |t: &[f32]| {
+                cls_of(t, &lengths, 3 * dim).chunks(3 * dim).flat_map(|r| &r[..dim]).copied().collect::<Vec<f32>>()
+            };
+            assert_close(&format!("{what}, [CLS] queries: q"), &q_cls(cls.data().unwrap()), &q_cls(&plain), TOL);
+        }
+    }
+}

@@ -87,6 +87,35 @@ pub fn matmul_nt(
     Ok(())
 }
 
+/// Rows `range` of an [out, in] weight (`k` inputs per row) as [`matmul_nt`] reads it: the
+/// outputs `range` of that Linear, without a copy. A stacked weight's parts are kept whole, so
+/// `range` must start and end on their boundaries (q | k | v: the keys and values alone, say).
+pub fn output_rows<'a>(w: Values<'a>, k: usize, range: std::ops::Range<usize>) -> Result<Values<'a>> {
+    let out_of_bounds = || Error::Backend(format!("weight rows {range:?} of {k} inputs: out of bounds"));
+    match w {
+        Values::F32(w) => Ok(Values::F32(w.get(range.start * k..range.end * k).ok_or_else(out_of_bounds)?)),
+        Values::Int8 { q, scales } => Ok(Values::Int8 {
+            q: q.get(range.start * k..range.end * k).ok_or_else(out_of_bounds)?,
+            scales: scales.get(range.clone()).ok_or_else(out_of_bounds)?,
+        }),
+        Values::Stacked(parts) => {
+            // Row offset at which each part starts, and one past the last.
+            let mut starts = vec![0];
+            parts.iter().for_each(|p| starts.push(starts[starts.len() - 1] + p.shape.first().copied().unwrap_or(0)));
+            let at = |row: usize| starts.iter().position(|&s| s == row);
+            match (at(range.start), at(range.end)) {
+                (Some(a), Some(b)) if a <= b => Ok(Values::Stacked(&parts[a..b])),
+                _ => Err(Error::Backend(format!(
+                    "weight rows {range:?} split a stacked part (parts start at {starts:?})"
+                ))),
+            }
+        }
+        Values::Int8ByColumn { .. } => {
+            Err(Error::Backend("output_rows: an int8 weight in the transposed layout".into()))
+        }
+    }
+}
+
 /// A weight's rows as [`matmul_nt`] reads them: f32, or int8 with a scale per row.
 #[derive(Clone, Copy)]
 enum Rows<'a> {
@@ -310,6 +339,37 @@ mod tests {
         let transposed = Values::Int8ByColumn { q: &[0; 8], scales: &[1.0; 2] };
         let err = matmul_nt(1, 2, 4, &[0.0; 4], 4, transposed, &mut [0.0; 2], 2).unwrap_err();
         assert!(err.to_string().contains("transposed layout"), "the native CPU's int8 layout: {err}");
+    }
+
+    /// A range of output rows gives the same products as the whole weight's rows in that range,
+    /// for f32, int8 and stacked weights; a range splitting a stacked part is refused.
+    #[test]
+    fn output_rows_match_the_whole_weights_rows() {
+        let (m, k, rows) = (5, 9, [3, 5, 7]);
+        let a = random_values(m * k, 12, 1.0);
+        let q: Vec<i8> = random_values(15 * k, 13, 127.0).iter().map(|v| *v as i8).collect();
+        let scales: Vec<f32> = random_values(15, 14, 0.01).iter().map(|s| s.abs()).collect();
+        let parts: Vec<Tensor> = rows
+            .iter()
+            .zip(15u64..)
+            .map(|(&r, seed)| Tensor::from_vec(vec![r, k], random_values(r * k, seed, 1.0)))
+            .collect();
+        let stacked = Tensor::stack(parts);
+        let f32_w = random_values(15 * k, 18, 1.0);
+        let weights = [Values::F32(&f32_w), Values::Int8 { q: &q, scales: &scales }, stacked.values()];
+        for (w, range) in weights.into_iter().zip([2..11, 4..15, 3..15]) {
+            let n = range.len();
+            let (mut got, mut whole) = (vec![0.0; m * n], vec![0.0; m * 15]);
+            matmul_nt(m, n, k, &a, k, output_rows(w, k, range.clone()).unwrap(), &mut got, n).unwrap();
+            matmul_nt(m, 15, k, &a, k, w, &mut whole, 15).unwrap();
+            for (i, g) in got.iter().enumerate() {
+                let want = whole[(i / n) * 15 + range.start + i % n];
+                assert_eq!(g.to_bits(), want.to_bits(), "rows {range:?} index {i}: actual {g}, expected {want}");
+            }
+        }
+        let err = output_rows(stacked.values(), k, 0..5).err().expect("0..5 splits the second part");
+        assert!(err.to_string().contains("split a stacked part"), "{err}");
+        assert!(output_rows(Values::F32(&f32_w), k, 10..16).is_err(), "past the last row");
     }
 
     /// A weight stacked from parts (q | k | v, one of them int8, of odd row counts) gives what

@@ -144,6 +144,20 @@ pub trait Backend {
     /// `x @ w.T + b`, then `act`: [rows, in] -> [rows, out].
     fn linear(&mut self, x: &Self::Tensor, w: &Linear<Self::Tensor>, act: Option<Activation>) -> Result<Self::Tensor>;
 
+    /// The fused q | k | v projection: `linear(x, w)` with `w` the three weights stacked, [rows,
+    /// 3*dim]. Attention reads the queries of `queries`'s rows only, so with [`Queries::Cls`] a
+    /// backend may leave the other rows' q columns unset (the CPU computes them for the [CLS] rows
+    /// alone, and each set of rows that repeats an earlier sequence's once: see `cpu.rs`).
+    fn qkv(
+        &mut self,
+        x: &Self::Tensor,
+        w: &Linear<Self::Tensor>,
+        _input: &Self::Input,
+        _queries: Queries,
+    ) -> Result<Self::Tensor> {
+        self.linear(x, w, None)
+    }
+
     /// Multi-head self-attention core: per sequence and head, softmax(q k^T / sqrt(d) + mask) v.
     /// `qkv` is [batch*seq, 3*dim]: q | k | v side by side (the fused projection), heads side by
     /// side within each. Keys and values are every token's; queries are every token's
