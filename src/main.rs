@@ -21,8 +21,8 @@ fn main() -> std::process::ExitCode {
 /// fresh `mmap` and returns it on free, and trims its heaps, so each forward touched about 10 MB
 /// of new pages: 2,500 page faults per text, each zeroing a page in the kernel. Measured on the
 /// full-size model, one text x 5 labels, on a 2-core AMD EPYC: 0.93x the time per text at 1
-/// thread, 0.86x at 2 (`bench/compare_cpu.py`'s timing, interleaved). The cost is memory the
-/// process keeps after a forward (about what one forward uses), never more than the peak.
+/// thread, 0.86x at 2 (`bench/compare_cpu.py`'s timing, interleaved). The cost: after a forward
+/// the process keeps the memory it used (resident) instead of returning it to the system.
 #[cfg(not(target_arch = "wasm32"))]
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
