@@ -159,6 +159,14 @@ async fn gpu_classifier(files: ModelFiles) -> Result<Inner, JsError> {
     Ok(Inner::Gpu(c))
 }
 
+/// Runs the CPU's matmul kernel on small zero operands so the browser compiles it with its
+/// optimising tier before the first text (see `dot::warm_up`); the worker calls it while the
+/// model downloads.
+#[wasm_bindgen(js_name = warmUpKernels)]
+pub fn warm_up_kernels() {
+    crate::backend::dot::warm_up();
+}
+
 /// `weights` as `format` ("f16" or "int8"), as `zeroshot convert` writes them: the page keeps the
 /// smaller copy of an fp32 download (`ZeroShotClassifier.load({convert})`).
 #[wasm_bindgen(js_name = convertWeights)]

@@ -569,6 +569,9 @@ async function initWasm(wanted = 'auto', maxThreads = 0) {
   if (name === 'relaxed' && !hasRelaxedSimd()) throw new Error('this browser has no WebAssembly relaxed SIMD: use the simd128 build');
   const pkg = await import(`./pkg/${name}/zeroshot.js`);
   wasmMemory = (await pkg.default()).memory;
+  // The CPU kernel's optimised code compiles in the background while the model downloads, so the
+  // first text does not run on baseline code (src/backend/dot.rs, `warm_up`).
+  pkg.warmUpKernels();
   const cores = maxThreads > 0 ? maxThreads : (self.navigator.hardwareConcurrency || 1);
   if (name === 'relaxed' && self.crossOriginIsolated && cores > 1) {
     await pkg.initThreadPool(cores);

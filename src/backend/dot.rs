@@ -87,6 +87,22 @@ pub fn matmul_nt(
     Ok(())
 }
 
+/// Multiplies small zero operands of typeform's inner sizes (768 and 3072), enough times for the
+/// browser to compile [`matmul_nt`] with its optimising compiler. Browsers run a wasm function
+/// first as baseline code and recompile it in the background once it has run a while, so the
+/// first text after a load ran partly on baseline code; the page's worker calls this right after
+/// instantiating the wasm, and the recompilation overlaps the model's download or cache read.
+pub fn warm_up() {
+    const CALLS: usize = 200;
+    for k in [768, 3072] {
+        let (a, w, mut c) = (vec![0.0; DR * k], vec![0.0; 4 * DC * k], vec![0.0; DR * 4 * DC]);
+        for _ in 0..CALLS {
+            // Cannot fail: the operands have exactly these sizes.
+            let _ = matmul_nt(DR, 4 * DC, k, &a, k, Values::F32(&w), &mut c, 4 * DC);
+        }
+    }
+}
+
 /// Rows `range` of an [out, in] weight (`k` inputs per row) as [`matmul_nt`] reads it: the
 /// outputs `range` of that Linear, without a copy. A stacked weight's parts are kept whole, so
 /// `range` must start and end on their boundaries (q | k | v: the keys and values alone, say).
