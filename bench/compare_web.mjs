@@ -8,6 +8,7 @@
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
 //   node bench/compare_web.mjs [--rounds 5] [--runs 5] [--formats]
 //   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
+//   --pages: each engine in a page of its own (by default all share one page, so one renderer process)
 //   --memory: only zeroshot.js's peak memory, on the first load (download and cache write) and on a
 //             cached load (a later page of the same browser; its time to the first result is taken on
 //             a page of its own, with no memory sampler running), no timing rounds
@@ -33,6 +34,7 @@ const CORES = (await import('node:os')).cpus().length;
 // `zeroshot convert` into target/agreement/) side by side, ratios to fp32.
 const FORMATS = process.argv.includes('--formats');
 const MEMORY_ONLY = process.argv.includes('--memory');
+const PAGES = process.argv.includes('--pages');
 const copy = (format) => `/target/agreement/full-size-${format}/`;
 const FORMAT_ENGINES = [
   { name: 'zeroshot.js fp32, relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
@@ -164,12 +166,14 @@ if (MEMORY_ONLY) {
   process.exit(0);
 }
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
-const page = await openPage(browser, server.url);
+// --pages: each engine in a page of its own (one renderer's heap and threads per engine), else all in one page.
+const pages = [];
+for (const i of ENGINES.keys()) pages.push(i === 0 || PAGES ? await openPage(browser, server.url) : pages[0]);
 const info = [];
-for (const [i, e] of ENGINES.entries()) info.push(await load(page, i, e.make));
+for (const [i, e] of ENGINES.entries()) info.push(await load(pages[i], i, e.make));
 const times = ENGINES.map(() => []);
 for (let round = 0; round < ROUNDS; round++) {
-  for (const i of ENGINES.keys()) times[i].push(...(await time(page, i, RUNS)));
+  for (const i of ENGINES.keys()) times[i].push(...(await time(pages[i], i, RUNS)));
 }
 await browser.close();
 
@@ -177,7 +181,7 @@ const base = median(times[FORMATS ? 0 : ENGINES.length - 1]);
 const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1];
 console.log(`one text x ${LABELS.length} labels, full-size model (${weightsMb.toFixed(0)} MB fp32${FORMATS ? '; f16 and int8 copies' : ''}), headless Chromium, plain page`);
 console.log(`${cpu}, ${CORES} cores; ${info.map((x) => x.info).join('; ')}`);
-console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls; ratio = engine / ${FORMATS ? 'fp32' : 'transformers.js'} (lower is faster)\n`);
+console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls${PAGES ? ', a page per engine' : ', one page'}; ratio = engine / ${FORMATS ? 'fp32' : 'transformers.js'} (lower is faster)\n`);
 console.log(`${'engine'.padEnd(34)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);
 for (const [i, e] of ENGINES.entries()) {
   const t = times[i];
