@@ -363,10 +363,10 @@ const INT8_PANEL: usize = 64;
 /// `c [rows, n] += x [rows, in] @ w[:, cols]` for an int8 `w` kept transposed, [in, out], with a
 /// scale per output column, and n of its columns: panels of those columns are dequantised into
 /// f32 scratch laid out as the fp32 path's weights ([in, cols], rows contiguous) and multiplied
-/// by gemm; the panels, as many per
-/// thread, are spread over the pool, each with its own output. gemm takes no int8, so the
-/// weights stay int8 in memory (a quarter of f32) at one conversion per call. Each thread reuses
-/// one scratch panel (a fresh zeroed one per panel cost as much as the conversion).
+/// by gemm; the panels, as many per thread, are spread over the pool, each with its own output.
+/// gemm takes no int8, so the weights stay int8 in memory (a quarter of f32) at one conversion
+/// per call. Each thread reuses one scratch panel (a fresh zeroed one per panel cost as much as
+/// the conversion).
 #[cfg(not(target_arch = "wasm32"))]
 fn matmul_rows_int8(
     x: &[f32],
@@ -703,8 +703,7 @@ impl Backend for CpuBackend {
         if rows != input.rows() {
             return Err(Error::Backend("cls_rows: tensor rows differ from the batch".into()));
         }
-        let data = x.data()?;
-        let out = input.starts.iter().flat_map(|&start| &data[start * dim..][..dim]).copied().collect();
+        let out = gather(x.data()?, dim, &input.starts).into_owned();
         Ok(Tensor::from_vec(vec![input.starts.len(), dim], out))
     }
 
