@@ -17,6 +17,13 @@ use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
 use std::borrow::Cow;
 use std::ops::Range;
 
+/// Fewest rows of a step worth a thread of their own (fewer are not worth waking it for).
+const MIN_ROWS: usize = 8;
+/// Fewest outputs per thread when a wasm matmul's outputs are split instead of its rows (low
+/// enough that the test models' 16-wide layers take that path too).
+#[cfg(target_arch = "wasm32")]
+const MIN_COLUMNS: usize = 8;
+
 /// Runs DistilBERT on the CPU.
 pub struct CpuBackend {
     /// Threads the matmuls' rows are split across.
@@ -47,13 +54,19 @@ impl CpuBackend {
         };
     }
 
+    /// Threads the matmuls are split across.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// `c [rows, n] = act(x [rows, in] @ w + bias)` for the output columns `cols` of the Linear `w`
     /// (n = their count; all of them for [`Backend::linear`]; `w` as [`CpuBackend::load_linear`]
     /// keeps it) on this backend's threads. Natively gemm parallelises itself inside our pool (at
     /// 2 threads, splitting rows measured 78 vs 70 ms per text, splitting columns 63 vs 58), then the
     /// activation runs over the threads. On wasm the rows are split, each thread streaming all of
     /// `w` (no partial sums to merge) and finishing its rows in one go (bias, matmul, activation,
-    /// while they are in cache): one parallel step per Linear, not two.
+    /// while they are in cache): one parallel step per Linear, not two. Too few rows to split (the
+    /// last layer's [CLS] rows) split the outputs instead.
     #[allow(clippy::too_many_arguments)]
     fn affine(
         &self,
@@ -92,20 +105,44 @@ impl CpuBackend {
         #[cfg(target_arch = "wasm32")]
         {
             let w = dot::output_rows(w.weight.values(), inp, cols)?; // [out, in], no copy
-            // Rows `first..` of the output, whole: `c` holds some number of rows.
-            let finish = |first: usize, c: &mut [f32]| -> Result<()> {
-                fill_rows(c, bias);
-                dot::matmul_nt(c.len() / out.max(1), out, inp, &x[first * inp..], inp, w, c, out)?;
-                activate(act, c);
-                Ok(())
-            };
-            // Blocks of whole dot-kernel rows, and no thread gets fewer than 8 rows.
-            let per_thread = rows.div_ceil(self.threads).next_multiple_of(dot::DR).max(8);
-            if per_thread >= rows || out == 0 || inp == 0 {
-                return finish(0, c);
+            if rows < 2 * MIN_ROWS && self.threads > 1 && out >= 2 * MIN_COLUMNS {
+                return self.affine_by_columns((x, rows, inp), (w, bias), act, c);
             }
-            self.for_chunks(c, per_thread * out, |i, c| finish(i * per_thread, c))
+            // One chunk of whole dot-kernel rows per thread (three each, which let a thread woken
+            // late take fewer, measured 1.06-1.13x the time at 2 threads: each chunk streams all of w).
+            let per_chunk = rows.div_ceil(self.threads).next_multiple_of(dot::DR).max(MIN_ROWS);
+            self.for_chunks(c, per_chunk * out, |i, c| {
+                let first = i * per_chunk;
+                matmul_nt_rows((&x[first * inp..], c.len() / out.max(1), inp), (w, bias), act, c)
+            })
         }
+    }
+
+    /// [`CpuBackend::affine`] for a few rows (the last layer's [CLS] rows) on several threads:
+    /// each thread takes a range of the outputs into a buffer of its own, copied into `c` after
+    /// (`c`'s rows are too few to split, and a range of its columns is not a slice).
+    #[cfg(target_arch = "wasm32")]
+    fn affine_by_columns(
+        &self,
+        (x, rows, inp): (&[f32], usize, usize),
+        (w, bias): (Values, &[f32]),
+        act: Option<Activation>,
+        c: &mut [f32],
+    ) -> Result<()> {
+        let out = bias.len();
+        let ranges = column_ranges(w, out, self.threads);
+        let mut parts: Vec<Vec<f32>> = ranges.iter().map(|r| vec![0.0; rows * r.len()]).collect();
+        self.for_parts(parts.iter_mut().map(|p| &mut p[..]).collect(), |i, part| {
+            let cols = ranges[i].clone();
+            let w = dot::output_rows(w, inp, cols.clone())?;
+            matmul_nt_rows((x, rows, inp), (w, &bias[cols]), act, part)
+        })?;
+        for (cols, part) in ranges.iter().zip(&parts) {
+            for (c_row, p_row) in c.chunks_exact_mut(out).zip(part.chunks_exact(cols.len().max(1))) {
+                c_row[cols.clone()].copy_from_slice(p_row);
+            }
+        }
+        Ok(())
     }
 
     /// `f(i, chunk)` for the `len`-long chunks of `data` (the last may be shorter), spread over
@@ -134,10 +171,9 @@ impl CpuBackend {
         parts.into_iter().enumerate().try_for_each(|(i, p)| f(i, p))
     }
 
-    /// Rows per chunk so that `rows` split into one chunk per thread, of 8 rows at least (fewer
-    /// are not worth waking a thread for).
+    /// Rows per chunk so that `rows` split into one chunk per thread, of [`MIN_ROWS`] at least.
     fn rows_per_thread(&self, rows: usize) -> usize {
-        rows.div_ceil(self.threads).max(8)
+        rows.div_ceil(self.threads).max(MIN_ROWS)
     }
 
     /// Runs `f` inside this backend's pool, so rayon (gemm's) uses exactly its threads.
@@ -283,6 +319,43 @@ pub fn softmax_row(row: &mut [f32]) {
     }
     let inv = 1.0 / sum;
     row.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// The output ranges [`CpuBackend::affine_by_columns`] gives its threads: `threads` equal ones,
+/// or for a weight stacked from parts (q | k | v) one per part, as [`dot::output_rows`] takes them.
+#[cfg(target_arch = "wasm32")]
+fn column_ranges(w: Values, out: usize, threads: usize) -> Vec<Range<usize>> {
+    match w {
+        Values::Stacked(parts) => {
+            let mut end = 0;
+            let widths = parts.iter().map(|p| p.shape.first().copied().unwrap_or(0));
+            widths
+                .map(|n| {
+                    end += n;
+                    end - n..end
+                })
+                .collect()
+        }
+        _ => {
+            let per_part = out.div_ceil(threads.max(1)).max(1);
+            (0..out).step_by(per_part).map(|j| j..(j + per_part).min(out)).collect()
+        }
+    }
+}
+
+/// `c [rows, n] = act(x [rows, inp] @ w^T + bias)` by the wasm dot kernel, `w` [n, inp] as loaded
+/// (n = bias.len()): one thread's share of a Linear, finished while its rows are in cache.
+#[cfg(target_arch = "wasm32")]
+fn matmul_nt_rows(
+    (x, rows, inp): (&[f32], usize, usize),
+    (w, bias): (Values, &[f32]),
+    act: Option<Activation>,
+    c: &mut [f32],
+) -> Result<()> {
+    fill_rows(c, bias);
+    dot::matmul_nt(rows, bias.len(), inp, x, inp, w, c, bias.len())?;
+    activate(act, c);
+    Ok(())
 }
 
 /// Every row of `c` set to `bias` (a Linear's output before its matmul accumulates).

@@ -104,8 +104,8 @@ pub fn warm_up() {
 }
 
 /// Rows `range` of an [out, in] weight (`k` inputs per row) as [`matmul_nt`] reads it: the
-/// outputs `range` of that Linear, without a copy. A stacked weight's parts are kept whole, so
-/// `range` must start and end on their boundaries (q | k | v: the keys and values alone, say).
+/// outputs `range` of that Linear, without a copy. On a stacked weight `range` must start and end
+/// on its parts' boundaries (q | k | v: the keys and values alone, say) or fall within one part.
 pub fn output_rows<'a>(w: Values<'a>, k: usize, range: std::ops::Range<usize>) -> Result<Values<'a>> {
     let out_of_bounds = || Error::Backend(format!("weight rows {range:?} of {k} inputs: out of bounds"));
     match w {
@@ -119,8 +119,11 @@ pub fn output_rows<'a>(w: Values<'a>, k: usize, range: std::ops::Range<usize>) -
             let mut starts = vec![0];
             parts.iter().for_each(|p| starts.push(starts[starts.len() - 1] + p.shape.first().copied().unwrap_or(0)));
             let at = |row: usize| starts.iter().position(|&s| s == row);
-            match (at(range.start), at(range.end)) {
-                (Some(a), Some(b)) if a <= b => Ok(Values::Stacked(&parts[a..b])),
+            // The part holding the range's first row, if it holds the whole range: its own rows.
+            let within = starts.windows(2).position(|s| s[0] <= range.start && range.end <= s[1]);
+            match (at(range.start), at(range.end), within) {
+                (Some(a), Some(b), _) if a <= b => Ok(Values::Stacked(&parts[a..b])),
+                (_, _, Some(p)) => output_rows(parts[p].values(), k, range.start - starts[p]..range.end - starts[p]),
                 _ => Err(Error::Backend(format!(
                     "weight rows {range:?} split a stacked part (parts start at {starts:?})"
                 ))),
@@ -382,6 +385,17 @@ mod tests {
                 let want = whole[(i / n) * 15 + range.start + i % n];
                 assert_eq!(g.to_bits(), want.to_bits(), "rows {range:?} index {i}: actual {g}, expected {want}");
             }
+        }
+        let (mut got, mut whole) = (vec![0.0; m * 2], vec![0.0; m * 15]);
+        matmul_nt(m, 2, k, &a, k, output_rows(stacked.values(), k, 4..6).unwrap(), &mut got, 2).unwrap();
+        matmul_nt(m, 15, k, &a, k, stacked.values(), &mut whole, 15).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let want = whole[(i / 2) * 15 + 4 + i % 2];
+            assert_eq!(
+                g.to_bits(),
+                want.to_bits(),
+                "rows 4..6, within the second part, index {i}: actual {g}, expected {want}"
+            );
         }
         let err = output_rows(stacked.values(), k, 0..5).err().expect("0..5 splits the second part");
         assert!(err.to_string().contains("split a stacked part"), "{err}");
