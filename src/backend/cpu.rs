@@ -326,16 +326,7 @@ pub fn softmax_row(row: &mut [f32]) {
 #[cfg(target_arch = "wasm32")]
 fn column_ranges(w: Values, out: usize, threads: usize) -> Vec<Range<usize>> {
     match w {
-        Values::Stacked(parts) => {
-            let mut end = 0;
-            let widths = parts.iter().map(|p| p.shape.first().copied().unwrap_or(0));
-            widths
-                .map(|n| {
-                    end += n;
-                    end - n..end
-                })
-                .collect()
-        }
+        Values::Stacked(parts) => dot::part_starts(parts).windows(2).map(|s| s[0]..s[1]).collect(),
         _ => {
             let per_part = out.div_ceil(threads.max(1)).max(1);
             (0..out).step_by(per_part).map(|j| j..(j + per_part).min(out)).collect()

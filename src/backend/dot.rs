@@ -115,9 +115,7 @@ pub fn output_rows<'a>(w: Values<'a>, k: usize, range: std::ops::Range<usize>) -
             scales: scales.get(range.clone()).ok_or_else(out_of_bounds)?,
         }),
         Values::Stacked(parts) => {
-            // Row offset at which each part starts, and one past the last.
-            let mut starts = vec![0];
-            parts.iter().for_each(|p| starts.push(starts[starts.len() - 1] + p.shape.first().copied().unwrap_or(0)));
+            let starts = part_starts(parts);
             let at = |row: usize| starts.iter().position(|&s| s == row);
             // The part holding the range's first row, if it holds the whole range: its own rows.
             let within = starts.windows(2).position(|s| s[0] <= range.start && range.end <= s[1]);
@@ -133,6 +131,14 @@ pub fn output_rows<'a>(w: Values<'a>, k: usize, range: std::ops::Range<usize>) -
             Err(Error::Backend("output_rows: an int8 weight in the transposed layout".into()))
         }
     }
+}
+
+/// The row at which each part of a stacked weight starts, and one past the last: the boundaries
+/// [`output_rows`] keeps whole.
+pub fn part_starts(parts: &[Tensor]) -> Vec<usize> {
+    let mut starts = vec![0];
+    parts.iter().for_each(|p| starts.push(starts[starts.len() - 1] + p.shape.first().copied().unwrap_or(0)));
+    starts
 }
 
 /// A weight's rows as [`matmul_nt`] reads them: f32, or int8 with a scale per row.
