@@ -3,9 +3,9 @@
 //! crate (AVX2/AVX-512, weights transposed at load); on wasm through [`super::dot`], our kernel on
 //! the weights as loaded (fused multiply-add in the relaxed SIMD build). Attention's small
 //! per-head products use gemm everywhere; the rest is plain, numerically careful loops (two-pass
-//! LayerNorm, max-subtracted softmax, exact erf GELU). Matmul rows (on wasm with their bias and
-//! activation, in one pass per thread), attention by sequence, activations and LayerNorm rows are
-//! spread over the threads where the build has them. A batch's padding rows are never computed
+//! LayerNorm, max-subtracted softmax, exact erf GELU). Matmuls (natively gemm's own split; on wasm
+//! chunks of outputs, each with its bias and activation in one pass), attention by sequence,
+//! activations and LayerNorm rows are spread over the threads where the build has them. A batch's padding rows are never computed
 //! ([`Packed`]).
 
 #[cfg(target_arch = "wasm32")]
@@ -19,14 +19,18 @@ use std::ops::Range;
 
 /// Fewest rows of a step worth a thread of their own (fewer are not worth waking it for).
 const MIN_ROWS: usize = 8;
-/// Fewest outputs per thread when a wasm matmul's outputs are split instead of its rows (low
-/// enough that the test models' 16-wide layers take that path too).
+/// Fewest outputs per chunk when a wasm matmul's outputs are split over threads (low enough that
+/// the test models' 16-wide layers are split too).
 #[cfg(target_arch = "wasm32")]
 const MIN_COLUMNS: usize = 8;
+/// Output chunks per thread of a wasm matmul. At 2 threads with no other load, 8 took 0.96x the
+/// time of 4, and one chunk per thread 1.07x the time of the rows split in two.
+#[cfg(target_arch = "wasm32")]
+const CHUNKS_PER_THREAD: usize = 8;
 
 /// Runs DistilBERT on the CPU.
 pub struct CpuBackend {
-    /// Threads the matmuls' rows are split across.
+    /// Threads the matmuls are split across.
     threads: usize,
     /// Natively, a pool of exactly `threads` (the CLI's --threads); the wasm threads build uses
     /// the page's global pool (`initThreadPool`).
@@ -63,10 +67,8 @@ impl CpuBackend {
     /// (n = their count; all of them for [`Backend::linear`]; `w` as [`CpuBackend::load_linear`]
     /// keeps it) on this backend's threads. Natively gemm parallelises itself inside our pool (at
     /// 2 threads, splitting rows measured 78 vs 70 ms per text, splitting columns 63 vs 58), then the
-    /// activation runs over the threads. On wasm the rows are split, each thread streaming all of
-    /// `w` (no partial sums to merge) and finishing its rows in one go (bias, matmul, activation,
-    /// while they are in cache): one parallel step per Linear, not two. Too few rows to split (the
-    /// last layer's [CLS] rows) split the outputs instead.
+    /// activation runs over the threads. On wasm, with several threads, the outputs are split
+    /// ([`CpuBackend::affine_by_columns`]); with one, or too few outputs to split, it is one call.
     #[allow(clippy::too_many_arguments)]
     fn affine(
         &self,
@@ -105,22 +107,21 @@ impl CpuBackend {
         #[cfg(target_arch = "wasm32")]
         {
             let w = dot::output_rows(w.weight.values(), inp, cols)?; // [out, in], no copy
-            if rows < 2 * MIN_ROWS && self.threads > 1 && out >= 2 * MIN_COLUMNS {
+            if self.threads > 1 && out >= 2 * MIN_COLUMNS {
                 return self.affine_by_columns((x, rows, inp), (w, bias), act, c);
             }
-            // One chunk of whole dot-kernel rows per thread (three each, which let a thread woken
-            // late take fewer, measured 1.06-1.13x the time at 2 threads: each chunk streams all of w).
-            let per_chunk = rows.div_ceil(self.threads).next_multiple_of(dot::DR).max(MIN_ROWS);
-            self.for_chunks(c, per_chunk * out, |i, c| {
-                let first = i * per_chunk;
-                matmul_nt_rows((&x[first * inp..], c.len() / out.max(1), inp), (w, bias), act, c)
-            })
+            matmul_nt_rows((x, rows, inp), (w, bias), act, c)
         }
     }
 
-    /// [`CpuBackend::affine`] for a few rows (the last layer's [CLS] rows) on several threads:
-    /// each thread takes a range of the outputs into a buffer of its own, copied into `c` after
-    /// (`c`'s rows are too few to split, and a range of its columns is not a slice).
+    /// [`CpuBackend::affine`] on several threads, wasm: the outputs in chunks of whole dot blocks,
+    /// [`CHUNKS_PER_THREAD`] per thread, each taken by whichever thread is free and finished in a
+    /// buffer of its own (bias, matmul, activation, while in cache), then copied into `c` (a range
+    /// of `c`'s columns is not a slice). Each chunk streams its own rows of `w` once, so many
+    /// chunks cost no more than one per thread, and a thread slowed by other work (the browser's,
+    /// another tab's) takes fewer instead of holding up every step: at 2 threads with a process
+    /// taking a third of a core, 0.93-0.98x the time of splitting the rows in two (four runs),
+    /// the same without one (0.99-1.01x). Rows are never split, so the last layer's few [CLS] rows spread too.
     #[cfg(target_arch = "wasm32")]
     fn affine_by_columns(
         &self,
@@ -321,17 +322,18 @@ pub fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// The output ranges [`CpuBackend::affine_by_columns`] gives its threads: `threads` equal ones,
-/// or for a weight stacked from parts (q | k | v) one per part, as [`dot::output_rows`] takes them.
+/// The output chunks [`CpuBackend::affine_by_columns`] spreads over `threads`: about
+/// [`CHUNKS_PER_THREAD`] each, of whole dot blocks, none across a stacked weight's parts (q | k |
+/// v), as [`dot::output_rows`] takes them.
 #[cfg(target_arch = "wasm32")]
 fn column_ranges(w: Values, out: usize, threads: usize) -> Vec<Range<usize>> {
-    match w {
+    let parts: Vec<Range<usize>> = match w {
         Values::Stacked(parts) => dot::part_starts(parts).windows(2).map(|s| s[0]..s[1]).collect(),
-        _ => {
-            let per_part = out.div_ceil(threads.max(1)).max(1);
-            (0..out).step_by(per_part).map(|j| j..(j + per_part).min(out)).collect()
-        }
-    }
+        _ => std::iter::once(0..out).collect(),
+    };
+    let per_chunk = out.div_ceil(threads.max(1) * CHUNKS_PER_THREAD).next_multiple_of(dot::DC).max(MIN_COLUMNS);
+    let chunks = |part: Range<usize>| part.clone().step_by(per_chunk).map(move |j| j..(j + per_chunk).min(part.end));
+    parts.into_iter().flat_map(chunks).collect()
 }
 
 /// `c [rows, n] = act(x [rows, inp] @ w^T + bias)` by the wasm dot kernel, `w` [n, inp] as loaded

@@ -224,7 +224,7 @@ fn column_panel<const K: usize>(
 pub const DR: usize = 3;
 /// Rows of `w` per dot block: 3 x 3 accumulators + 3 weight vectors + 1-2 for `a` stay within
 /// V8's 15 allocatable SIMD registers on x86-64, on both builds (mul + add needs a temporary).
-const DC: usize = 3;
+pub const DC: usize = 3;
 
 /// `c[r][cc] += a[r] . w[cc]` over `k` for R rows of `a` (`lda` apart) and C rows of `w` (`k` apart).
 #[inline(always)]
