@@ -182,10 +182,10 @@ async function readWeights(response, progress) {
   const weights = new WeightsBuffer(total || 1 << 20);
   const hashing = response.headers.has('X-Linked-Etag'); // checkDigest will want the SHA-256
   try {
-    const reader = response.body.getReader();
+    const read = chunkReader(response.body);
     let loaded = 0;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await read();
       if (done) break;
       if (loaded + value.length > weights.size()) weights.resize(Math.max(weights.size() * 2, loaded + value.length));
       new Uint8Array(wasmMemory.buffer, weights.ptr() + loaded, value.length).set(value);
@@ -199,6 +199,28 @@ async function readWeights(response, progress) {
     weights.free();
     throw e;
   }
+}
+
+const READ_CHUNK = 1 << 20;
+
+/** `read()` for a body's chunks, each valid until the next call. Where the body is a byte stream
+ * (fetch and Cache Storage in Chromium, Firefox, Safari), into one reused 1 MB buffer: a default
+ * reader hands out a new buffer per chunk, 268 MB of garbage per load that the browser frees when
+ * it gets round to it. */
+function chunkReader(body) {
+  let reader;
+  try {
+    reader = body.getReader({ mode: 'byob' });
+  } catch {
+    const plain = body.getReader(); // not a byte stream
+    return () => plain.read();
+  }
+  let buffer = new ArrayBuffer(READ_CHUNK);
+  return async () => {
+    const result = await reader.read(new Uint8Array(buffer)); // takes the buffer over
+    if (!result.done) buffer = result.value.buffer; // ...and gives it back, filled
+    return result;
+  };
 }
 
 /** A copy of picked weights in wasm memory. */
