@@ -5,8 +5,8 @@
 //! per-head products use gemm everywhere; the rest is plain, numerically careful loops (two-pass
 //! LayerNorm, max-subtracted softmax, exact erf GELU). Matmuls (natively gemm's own split; on wasm
 //! chunks of outputs, each with its bias and activation in one pass), attention by sequence,
-//! activations and LayerNorm rows are spread over the threads where the build has them. A batch's padding rows are never computed
-//! ([`Packed`]).
+//! activations and LayerNorm rows are spread over the threads where the build has them. A batch's
+//! padding rows are never computed ([`Packed`]).
 
 #[cfg(target_arch = "wasm32")]
 use super::dot;
@@ -121,7 +121,8 @@ impl CpuBackend {
     /// chunks cost no more than one per thread, and a thread slowed by other work (the browser's,
     /// another tab's) takes fewer instead of holding up every step: at 2 threads with a process
     /// taking a third of a core, 0.93-0.98x the time of splitting the rows in two (four runs),
-    /// the same without one (0.99-1.01x). Rows are never split, so the last layer's few [CLS] rows spread too.
+    /// the same without one (0.99-1.01x). Rows are never split, so the last layer's few [CLS]
+    /// rows spread too.
     #[cfg(target_arch = "wasm32")]
     fn affine_by_columns(
         &self,
