@@ -14,14 +14,17 @@
 //! about [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1). Before, 4 x 2
 //! blocks streamed all rows of `a` (from L2) past each pair of `w` rows. typeform's two inner
 //! sizes, 768 and 3072, get loops compiled for them, where every row of a block is one address
-//! plus a constant offset (wasm loads take the offset as an immediate): 4 of the 6 address
-//! additions per step go. Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x
+//! plus a constant offset (wasm loads take the offset as an immediate): of a 3 x 3 block's 6
+//! address additions per step, 4 go. Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x
 //! 5 labels, the builds interleaved in one page, identical scores: the panels alone 0.94-0.99x
 //! the time of 4 x 2 blocks, with the compiled sizes 0.89x (relaxed, 1 and 2 threads). In a
-//! kernel-only harness on typeform's four Linear shapes, 4 x 3 and 5 x 2 blocks
-//! matched 3 x 3 with FMA (4 x 3 was no faster end to end) and spilled without it, unrolling k by 2
-//! was slower, and the panel size (144-576 KB) made no difference. Earlier, a register-blocked
-//! kernel over weight panels packed at load was no faster and needed a 170 MB copy of the weights.
+//! kernel-only harness on typeform's four Linear shapes, unrolling k by 2 was slower and the panel
+//! size (144-576 KB) made no difference. The blocks are 3 x 3 on simd128; with FMA, 6 x 2 when
+//! LLVM keeps the source's order (see `BLOCK`): 55-59 GFLOP/s against 3 x 3's 53-56 in the
+//! harness, and 0.95-0.96x the time end to end at 1 thread (full-size model, Chromium 156, 2-core
+//! AMD EPYC, the builds interleaved in one page, identical scores); at 2 threads the same time.
+//! 4 x 3 spills (36 GFLOP/s). Earlier, a register-blocked kernel over weight panels packed at load
+//! was no faster and needed a 170 MB copy of the weights.
 
 use crate::error::{Error, Result};
 use crate::weights::{Tensor, Values, dequantize_into};
@@ -79,9 +82,9 @@ pub fn matmul_nt(
         // typeform's inner sizes (its Linear layers' inputs, 768 and 3072) get loops compiled for
         // them: with k and lda constants, each block's rows are one address plus constant offsets.
         match (k, lda) {
-            (768, 768) => column_panel::<768>(m, cols, k, a, lda, w_rows, c, ldc),
-            (3072, 3072) => column_panel::<3072>(m, cols, k, a, lda, w_rows, c, ldc),
-            _ => column_panel::<0>(m, cols, k, a, lda, w_rows, c, ldc),
+            (768, 768) => column_panel::<768, DR, DC>(m, cols, k, a, lda, w_rows, c, ldc),
+            (3072, 3072) => column_panel::<3072, DR, DC>(m, cols, k, a, lda, w_rows, c, ldc),
+            _ => column_panel::<0, DR, DC>(m, cols, k, a, lda, w_rows, c, ldc),
         }
     }
     Ok(())
@@ -183,11 +186,12 @@ fn stacked(
 }
 
 /// One panel of `cols` outputs for all `m` rows: `c[i][cc] += a[i] . w[cc]`, `c` at the panel's
-/// first column with `ldc` between rows. Each block of [`DR`] rows of `a` (in L1) passes the whole
+/// first column with `ldc` between rows. Each block of `R` rows of `a` (in L1) passes the whole
 /// panel (in L2) before the next: the order measured fastest in Chromium (module doc). `K`, when
 /// not 0, is `k` and `lda` as a constant (the caller checked), so the loops are compiled for it.
+/// Blocks are `R` x `C` ([`DR`] x [`DC`] in [`matmul_nt`]); the last rows and columns get smaller ones.
 #[allow(clippy::too_many_arguments)]
-fn column_panel<const K: usize>(
+fn column_panel<const K: usize, const R: usize, const C: usize>(
     m: usize,
     cols: usize,
     k: usize,
@@ -198,33 +202,63 @@ fn column_panel<const K: usize>(
     ldc: usize,
 ) {
     let (k, lda) = if K == 0 { (k, lda) } else { (K, K) };
-    for i in (0..m).step_by(DR) {
-        let rows = DR.min(m - i);
+    for i in (0..m).step_by(R) {
+        let rows = R.min(m - i);
         let (a_rows, c_rows) = (&a[i * lda..], &mut c[i * ldc..]);
-        for j in (0..cols).step_by(DC) {
+        for j in (0..cols).step_by(C) {
             let (w_cols, c_cols) = (&w[j * k..], &mut c_rows[j..]);
-            match (rows, DC.min(cols - j)) {
-                (DR, DC) => dot_block::<DR, DC>(k, a_rows, lda, w_cols, c_cols, ldc),
-                // A tail of 2 rows (typeform's 5 x 22 tokens = 110 rows) shares the weight loads.
-                (2, DC) => dot_block::<2, DC>(k, a_rows, lda, w_cols, c_cols, ldc),
-                (_, DC) => (0..rows)
-                    .for_each(|r| dot_block::<1, DC>(k, &a_rows[r * lda..], lda, w_cols, &mut c_cols[r * ldc..], ldc)),
-                (_, n) => (0..rows).for_each(|r| {
-                    (0..n).for_each(|cc| {
-                        let (a_row, c_out) = (&a_rows[r * lda..], &mut c_cols[r * ldc + cc..]);
-                        dot_block::<1, 1>(k, a_row, lda, &w_cols[cc * k..], c_out, ldc)
-                    })
+            match C.min(cols - j) {
+                n if n == C => row_blocks::<R, C>(rows, k, (a_rows, lda), w_cols, (c_cols, ldc)),
+                n => (0..n).for_each(|cc| {
+                    row_blocks::<R, 1>(rows, k, (a_rows, lda), &w_cols[cc * k..], (&mut c_cols[cc..], ldc))
                 }),
             }
         }
     }
 }
 
-/// Rows of `a` per dot block.
-pub const DR: usize = 3;
-/// Rows of `w` per dot block: 3 x 3 accumulators + 3 weight vectors + 1-2 for `a` stay within
-/// V8's 15 allocatable SIMD registers on x86-64, on both builds (mul + add needs a temporary).
-pub const DC: usize = 3;
+/// `rows` (at most `R`) rows of `a` against `C` rows of `w`: one `R` x `C` block when the rows are
+/// whole, else blocks of 3, 2 and 1 rows (a tail of 2 rows, as typeform's 5 x 22 tokens = 110
+/// leave at 6 rows a block, still shares the weight loads).
+#[inline(always)]
+fn row_blocks<const R: usize, const C: usize>(
+    rows: usize,
+    k: usize,
+    (a, lda): (&[f32], usize),
+    w: &[f32],
+    (c, ldc): (&mut [f32], usize),
+) {
+    if rows == R {
+        dot_block::<R, C>(k, a, lda, w, c, ldc);
+        return;
+    }
+    let mut r = 0;
+    while r < rows {
+        let (a, c, left) = (&a[r * lda..], &mut c[r * ldc..], rows - r);
+        match left {
+            3.. => dot_block::<3, C>(k, a, lda, w, c, ldc),
+            2 => dot_block::<2, C>(k, a, lda, w, c, ldc),
+            _ => dot_block::<1, C>(k, a, lda, w, c, ldc),
+        }
+        r += left.min(3);
+    }
+}
+
+/// Rows of `a` x rows of `w` per dot block: as many accumulators as V8's 15 allocatable SIMD
+/// registers on x86-64 hold beside the block's loads. With FMA (relaxed SIMD) 6 x 2: 12
+/// accumulators, 2 weight vectors and 1 for `a`, 8 loads per 12 FMAs; with multiply + add, which
+/// needs a temporary, 3 x 3. The 6 x 2 blocks need LLVM to keep the source's order (`-C
+/// llvm-args=-pre-RA-sched=source`, in `scripts/wasm-threads.sh`): its default schedule hoists the
+/// six loads of `a` above the FMAs, and V8 spills (26 GFLOP/s against 3 x 3's 53 in a kernel-only
+/// harness; 55-59 in source order). Natively (`cargo test`) the relaxed build's blocks.
+#[cfg(any(target_feature = "relaxed-simd", not(target_arch = "wasm32")))]
+const BLOCK: (usize, usize) = (6, 2);
+#[cfg(all(target_arch = "wasm32", not(target_feature = "relaxed-simd")))]
+const BLOCK: (usize, usize) = (3, 3);
+/// Rows of `a` per dot block (see `BLOCK`).
+pub const DR: usize = BLOCK.0;
+/// Rows of `w` per dot block (see `BLOCK`): a split of a matmul's outputs keeps whole ones.
+pub const DC: usize = BLOCK.1;
 
 /// `c[r][cc] += a[r] . w[cc]` over `k` for R rows of `a` (`lda` apart) and C rows of `w` (`k` apart).
 #[inline(always)]
@@ -340,6 +374,46 @@ mod tests {
         }
         let err = matmul_nt(2, 2, 4, &[0.0; 7], 4, Values::F32(&[0.0; 8]), &mut [0.0; 4], 2).unwrap_err();
         assert!(err.to_string().contains("out of bounds"), "{err}");
+    }
+
+    /// Both builds' blockings (3 x 3 for simd128, 6 x 2 with FMA; `cargo test` runs the latter
+    /// through `matmul_nt`) give what 1 x 1 blocks give, bit for bit (each output is summed the
+    /// same way whatever its block), on rows and columns around both block sizes, with `k` a
+    /// variable and compiled in; and 1 x 1 blocks match a naive f64 sum.
+    #[test]
+    fn every_blocking_gives_the_bits_of_one_output_at_a_time() {
+        type Panel = fn(usize, usize, usize, &[f32], usize, &[f32], &mut [f32], usize);
+        let blockings: [(&str, Panel); 4] = [
+            ("3 x 3", column_panel::<0, 3, 3>),
+            ("6 x 2", column_panel::<0, 6, 2>),
+            ("3 x 3, k = 768 compiled", column_panel::<768, 3, 3>),
+            ("6 x 2, k = 768 compiled", column_panel::<768, 6, 2>),
+        ];
+        for (m, n, k) in [(1, 1, 5), (2, 3, 9), (5, 7, 13), (7, 5, 257), (13, 9, 768), (12, 4, 768), (17, 11, 768)] {
+            let (a, w) = (random_values(m * k, 19, 1.0), random_values(n * k, 20, 1.0));
+            let mut one = vec![0.5; m * n];
+            column_panel::<0, 1, 1>(m, n, k, &a, k, &w, &mut one, n);
+            for (i, got) in one.iter().enumerate() {
+                let (r, j) = (i / n, i % n);
+                let want = 0.5 + (0..k).map(|t| a[r * k + t] as f64 * w[j * k + t] as f64).sum::<f64>();
+                let tol = 1e-5 * (k as f64).sqrt() * want.abs().max(1.0);
+                assert!(
+                    (*got as f64 - want).abs() <= tol,
+                    "1 x 1, {m}x{n}x{k} index {i}: actual {got}, expected {want}"
+                );
+            }
+            for (name, panel) in blockings.iter().filter(|(name, _)| k == 768 || !name.contains("768")) {
+                let mut c = vec![0.5; m * n];
+                panel(m, n, k, &a, k, &w, &mut c, n);
+                for (i, (got, want)) in c.iter().zip(&one).enumerate() {
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{name}, {m}x{n}x{k} index {i}: actual {got}, expected {want}"
+                    );
+                }
+            }
+        }
     }
 
     /// int8 weights give what their dequantised f32 copy gives, on the same odd shapes (the
