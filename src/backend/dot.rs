@@ -10,21 +10,21 @@
 //! FMA, else `f32x4.mul` + `f32x4.add`. Natively the same loops run on a portable 4-lane type,
 //! so `cargo test` checks the blocking and edge handling that the browser tests check end to end.
 //!
-//! The loop order is the classic GEMM blocking without a packed copy: `w`'s rows in panels of
-//! about [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1). Before, 4 x 2
-//! blocks streamed all rows of `a` (from L2) past each pair of `w` rows. typeform's two inner
-//! sizes, 768 and 3072, get loops compiled for them, where every row of a block is one address
-//! plus a constant offset (wasm loads take the offset as an immediate): of a 3 x 3 block's 6
-//! address additions per step, 4 go. Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x
-//! 5 labels, the builds interleaved in one page, identical scores: the panels alone 0.94-0.99x
-//! the time of 4 x 2 blocks, with the compiled sizes 0.89x (relaxed, 1 and 2 threads). In a
-//! kernel-only harness on typeform's four Linear shapes, unrolling k by 2 was slower and the panel
-//! size (144-576 KB) made no difference. The blocks are 3 x 3 on simd128; with FMA, 6 x 2 when
-//! LLVM keeps the source's order (see `BLOCK`): 55-59 GFLOP/s against 3 x 3's 53-56 in the
-//! harness, and 0.95-0.96x the time end to end at 1 thread (full-size model, Chromium 156, 2-core
-//! AMD EPYC, the builds interleaved in one page, identical scores); at 2 threads the same time.
-//! 4 x 3 spills (36 GFLOP/s). Earlier, a register-blocked kernel over weight panels packed at load
-//! was no faster and needed a 170 MB copy of the weights.
+//! The loop order is the classic GEMM blocking without a packed copy: `w`'s rows in panels of about
+//! [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1). Before, 4 x 2 blocks
+//! streamed all rows of `a` (from L2) past each pair of `w` rows. typeform's two inner sizes, 768
+//! and 3072, get loops compiled for them, where every row of a block is one address plus a constant
+//! offset (wasm loads take the offset as an immediate): of a 3 x 3 block's 6 address additions per
+//! step, 4 go. Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x 5 labels, the
+//! builds interleaved in one page, identical scores: the panels alone 0.94-0.99x the time of 4 x 2
+//! blocks, with the compiled sizes 0.89x (relaxed, 1 and 2 threads). In a kernel-only harness on
+//! typeform's four Linear shapes, unrolling k by 2 was slower and the panel size (144-576 KB) made
+//! no difference. The blocks are 3 x 3 on simd128; with FMA, 6 x 2 when LLVM keeps the source's
+//! order (see `BLOCK`): 55-59 GFLOP/s against 3 x 3's 53-56 in the harness, and 0.95-0.96x the time
+//! end to end at 1 thread (full-size model, Chromium 156, 2-core AMD EPYC, the builds interleaved
+//! in one page, identical scores); at 2 threads the same time. 4 x 3 spills (36 GFLOP/s). Earlier,
+//! a register-blocked kernel over weight panels packed at load was no faster and needed a 170 MB
+//! copy of the weights.
 
 use crate::error::{Error, Result};
 use crate::weights::{Tensor, Values, dequantize_into};
@@ -189,7 +189,8 @@ fn stacked(
 /// first column with `ldc` between rows. Each block of `R` rows of `a` (in L1) passes the whole
 /// panel (in L2) before the next: the order measured fastest in Chromium (module doc). `K`, when
 /// not 0, is `k` and `lda` as a constant (the caller checked), so the loops are compiled for it.
-/// Blocks are `R` x `C` ([`DR`] x [`DC`] in [`matmul_nt`]); the last rows and columns get smaller ones.
+/// Blocks are `R` x `C` ([`DR`] x [`DC`] in [`matmul_nt`]); the last rows and columns get smaller
+/// ones.
 #[allow(clippy::too_many_arguments)]
 fn column_panel<const K: usize, const R: usize, const C: usize>(
     m: usize,
@@ -378,11 +379,12 @@ mod tests {
     #[test]
     fn every_blocking_gives_the_bits_of_one_output_at_a_time() {
         type Panel = fn(usize, usize, usize, &[f32], usize, &[f32], &mut [f32], usize);
-        let blockings: [(&str, Panel); 4] = [
-            ("3 x 3", column_panel::<0, 3, 3>),
-            ("6 x 2", column_panel::<0, 6, 2>),
-            ("3 x 3, k = 768 compiled", column_panel::<768, 3, 3>),
-            ("6 x 2, k = 768 compiled", column_panel::<768, 6, 2>),
+        // (name, the k its loops are compiled for (0: any), the panel)
+        let blockings: [(&str, usize, Panel); 4] = [
+            ("3 x 3", 0, column_panel::<0, 3, 3>),
+            ("6 x 2", 0, column_panel::<0, 6, 2>),
+            ("3 x 3, k = 768 compiled", 768, column_panel::<768, 3, 3>),
+            ("6 x 2, k = 768 compiled", 768, column_panel::<768, 6, 2>),
         ];
         let shapes = [(1, 1, 5), (2, 3, 9), (3, 5, 13), (4, 7, 13), (5, 7, 13), (7, 5, 257), (9, 3, 768), (10, 9, 768)];
         for (m, n, k) in shapes.into_iter().chain([(12, 4, 768), (17, 11, 768)]) {
@@ -398,7 +400,7 @@ mod tests {
                     "1 x 1, {m}x{n}x{k} index {i}: actual {got}, expected {want}"
                 );
             }
-            for (name, panel) in blockings.iter().filter(|(name, _)| k == 768 || !name.contains("768")) {
+            for (name, _, panel) in blockings.iter().filter(|(_, compiled, _)| *compiled == 0 || *compiled == k) {
                 let mut c = vec![0.5; m * n];
                 panel(m, n, k, &a, k, &w, &mut c, n);
                 for (i, (got, want)) in c.iter().zip(&one).enumerate() {
