@@ -66,8 +66,8 @@ impl<B: Backend> DistilBert<B> {
             // values still need every token) only the [CLS] rows go on. R = B*L, or B in the last layer.
             let queries = if i == last { Queries::Cls } else { Queries::All };
             let att = &layer.attention;
-            let qkv = b.qkv(&x, &att.qkv, &input, queries)?; // [B*L, 3D]: q | k | v, q of the query rows
-            let ctx = b.attention(&qkv, &input, cfg.n_heads, queries)?; // [R, D]
+            // softmax(q k^T / sqrt(D / n_heads)) v per head, q | k | v from one fused Linear.
+            let ctx = b.self_attention(&x, &att.qkv, &input, cfg.n_heads, queries)?; // [R, D]
             let residual = if i == last { b.cls_rows(&x, &input)? } else { x }; // [R, D]
             let sa = b.linear(&ctx, &att.out_lin, None)?; // [R, D]
             x = b.add_layer_norm(&sa, &residual, &layer.sa_layer_norm)?; // post-LN: [R, D]

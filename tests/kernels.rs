@@ -320,3 +320,55 @@ fn qkv_computes_every_value_attention_reads() {
         }
     }
 }
+
+/// The CPU's [CLS]-only self-attention (reassociated: no key or value computed, see
+/// `cpu/cls_attention.rs`) against its q | k | v projection then attention, which the tests above
+/// check against naive loops: f32 and int8 weights as `load_linear` keeps them, 1 and 2 threads,
+/// one-token sequences, odd sizes and typeform's; and the GPU's (the trait's default) against it.
+#[test]
+fn cls_self_attention_matches_the_projection_then_attention() {
+    let mut gpu = gpu_backend(GpuOptions::default());
+    // (sequence lengths, dim, heads)
+    let cases: [(&[usize], usize, usize); 4] =
+        [(&[1], 4, 1), (&[37, 5, 1, 36], 61, 1), (&[7, 3], 24, 3), (&[22, 21, 23, 22, 19], 768, 12)];
+    for (case, (lengths, dim, heads)) in cases.into_iter().enumerate() {
+        let batch = batch(lengths, 97, 9);
+        let x = tensor(&[lengths.iter().sum(), dim], 60 + case as u64, 1.0); // [T, D]: real tokens only
+        // q | k | v stacked as the loader stacks them, each part f32 or int8.
+        let qkv_weight = |int8: bool| {
+            let parts = (0..3).map(|i| linear(dim, dim, 70 + 2 * i));
+            Linear::stack(parts.map(|l| if int8 { int8_linear(&l).0 } else { l }).collect())
+        };
+        for (int8, threads) in [(false, 1), (false, 2), (true, 1), (true, 2)] {
+            let what = format!("{lengths:?} dim {dim} heads {heads}, int8 {int8}, {threads} thread(s)");
+            let mut b = zeroshot::CpuBackend::new(threads);
+            let w = b.load_linear(qkv_weight(int8)).unwrap();
+            let input = b.upload_batch(&batch).unwrap();
+            let qkv = b.qkv(&x, &w, &input, Queries::All).unwrap();
+            let want = b.attention(&qkv, &input, heads, Queries::Cls).unwrap();
+            let got = b.self_attention(&x, &w, &input, heads, Queries::Cls).unwrap();
+            assert_eq!(got.shape, [lengths.len(), dim], "{what}");
+            assert_close(&format!("cpu [CLS] self-attention {what}"), got.data().unwrap(), want.data().unwrap(), TOL);
+            let Some(gpu) = gpu.as_mut().filter(|_| !int8 && threads == 1 && dim < 768) else { continue };
+            let padded = Tensor::from_vec(vec![batch.rows(), dim], padded(x.data().unwrap(), lengths, dim));
+            let (x, w) = (gpu.load_tensor(padded).unwrap(), gpu.load_linear(qkv_weight(false)).unwrap());
+            let input = gpu.upload_batch(&batch).unwrap();
+            let ctx = gpu.self_attention(&x, &w, &input, heads, Queries::Cls).unwrap();
+            let ctx = pollster::block_on(gpu.read(&ctx)).unwrap();
+            assert_close(&format!("gpu [CLS] self-attention {what}"), &ctx, got.data().unwrap(), TOL);
+        }
+    }
+}
+
+/// A packed [tokens, dim] tensor padded back to [batch*seq, dim] (zeros in the padding rows), as
+/// the GPU holds activations.
+fn padded(t: &[f32], lengths: &[usize], dim: usize) -> Vec<f32> {
+    let seq = *lengths.iter().max().unwrap();
+    let mut out = vec![0.0; lengths.len() * seq * dim];
+    let mut at = 0;
+    for (b, &len) in lengths.iter().enumerate() {
+        out[b * seq * dim..][..len * dim].copy_from_slice(&t[at..at + len * dim]);
+        at += len * dim;
+    }
+    out
+}

@@ -8,6 +8,8 @@
 //! activations and LayerNorm rows are spread over the threads where the build has them. A batch's
 //! padding rows are never computed ([`Packed`]).
 
+mod cls_attention;
+
 #[cfg(target_arch = "wasm32")]
 use super::dot;
 use super::{Backend, Batch, LAYER_NORM_EPS, Queries};
@@ -671,13 +673,11 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_vec(vec![rows, out_dim], out))
     }
 
-    /// Computes what attention reads and no more: the rows that repeat an earlier sequence's
-    /// (layer 0, one text paired with several labels: the text's tokens) are computed once and
-    /// copied; with [`Queries::Cls`] the queries only for the [CLS] rows. For one text x 5 labels
-    /// (107 rows, 35 of them unique in layer 0) that is 4.7% of the forward's FLOPs; measured on
-    /// the full-size model against computing every row, 0.95x the time in Chromium (relaxed, 1
-    /// thread; 0.96x at 2), 0.97x natively (0.93x at 2 threads).
-    fn qkv(&mut self, x: &Tensor, w: &Linear, input: &Packed, queries: Queries) -> Result<Tensor> {
+    /// The rows that repeat an earlier sequence's (layer 0, one text paired with several labels:
+    /// the text's tokens) are computed once and copied. For one text x 5 labels (107 rows, 35 of
+    /// them unique in layer 0) that is 3.3% of the forward's FLOPs. Every row's q is computed:
+    /// with [`Queries::Cls`] the forward runs [`CpuBackend::cls_attention`] instead.
+    fn qkv(&mut self, x: &Tensor, w: &Linear, input: &Packed, _queries: Queries) -> Result<Tensor> {
         let (rows, dim) = dims(x)?;
         let (data, width) = (x.data()?, w.bias.data()?.len());
         if rows != input.rows() || width != 3 * dim || linear_inputs(&w.weight)? != dim {
@@ -685,27 +685,37 @@ impl Backend for CpuBackend {
         }
         let source = input.repeats(data, dim);
         let unique: Vec<usize> = (0..rows).filter(|&r| source[r] == r).collect();
-        if unique.len() == rows && queries == Queries::All {
+        if unique.len() == rows {
             return self.linear(x, w, None); // nothing to leave out
         }
-        // Columns computed for the unique rows: q | k | v, or k | v when only [CLS] queries are read.
-        let cols = if queries == Queries::All { 0..width } else { dim..width };
-        let mut y = vec![0.0; unique.len() * cols.len()]; // [U, cols]
-        self.affine(&gather(data, dim, &unique), unique.len(), dim, w, cols.clone(), None, &mut y)?;
+        let mut y = vec![0.0; unique.len() * width]; // [U, 3D]
+        self.affine(&gather(data, dim, &unique), unique.len(), dim, w, 0..width, None, &mut y)?;
         let mut out = vec![0.0; rows * width];
         let mut at = vec![0; rows]; // row -> its row in y
         unique.iter().enumerate().for_each(|(i, &r)| at[r] = i);
         for (r, row) in out.chunks_exact_mut(width).enumerate() {
-            row[cols.clone()].copy_from_slice(&y[at[source[r]] * cols.len()..][..cols.len()]);
-        }
-        if queries == Queries::Cls {
-            let mut q = vec![0.0; input.starts.len() * dim]; // [B, D]
-            self.affine(&gather(data, dim, &input.starts), input.starts.len(), dim, w, 0..dim, None, &mut q)?;
-            for (&start, q) in input.starts.iter().zip(q.chunks_exact(dim)) {
-                out[start * width..][..dim].copy_from_slice(q);
-            }
+            row.copy_from_slice(&y[at[source[r]] * width..][..width]);
         }
         Ok(Tensor::from_vec(vec![rows, width], out))
+    }
+
+    /// With [`Queries::Cls`] (the last layer) [`CpuBackend::cls_attention`], which computes no
+    /// key or value. Measured on the full-size model, one text x 5 labels, against the keys and
+    /// values of every token then attention (Chromium 156, relaxed build, the two interleaved in
+    /// one page): 0.975x the time at 1 thread, 0.99x at 2.
+    fn self_attention(
+        &mut self,
+        x: &Tensor,
+        w: &Linear,
+        input: &Packed,
+        n_heads: usize,
+        queries: Queries,
+    ) -> Result<Tensor> {
+        if queries == Queries::Cls {
+            return self.cls_attention(x, w, input, n_heads);
+        }
+        let qkv = self.qkv(x, w, input, queries)?;
+        self.attention(&qkv, input, n_heads, queries)
     }
 
     fn attention(&mut self, qkv: &Tensor, input: &Packed, n_heads: usize, queries: Queries) -> Result<Tensor> {

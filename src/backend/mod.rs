@@ -170,6 +170,22 @@ pub trait Backend {
         queries: Queries,
     ) -> Result<Self::Tensor>;
 
+    /// Self-attention from the layer's input `x` ([batch*seq, dim]) and its fused q | k | v
+    /// Linear: [`Backend::qkv`], then [`Backend::attention`], [R, dim] with R as `queries` says.
+    /// A backend may compute the same another way (the CPU reassociates the [CLS]-only case so
+    /// that no key or value is computed: see `cpu/cls_attention.rs`).
+    fn self_attention(
+        &mut self,
+        x: &Self::Tensor,
+        w: &Linear<Self::Tensor>,
+        input: &Self::Input,
+        n_heads: usize,
+        queries: Queries,
+    ) -> Result<Self::Tensor> {
+        let qkv = self.qkv(x, w, input, queries)?;
+        self.attention(&qkv, input, n_heads, queries)
+    }
+
     /// `LayerNorm(x + residual)`: [rows, dim]. `residual` may be a [`Backend::cls_rows`] view.
     fn add_layer_norm(
         &mut self,
