@@ -305,12 +305,24 @@ pub fn erf(x: f32) -> f32 {
 /// LayerNorm of one row in place: two passes (mean, then variance) for stability.
 pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+    let mean = lane_sum(row, |x| x) / n;
+    let var = lane_sum(row, |x| (x - mean) * (x - mean)) / n;
     let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
     for ((x, g), b) in row.iter_mut().zip(gamma).zip(beta) {
         *x = (*x - mean) * inv * g + b;
     }
+}
+
+/// `sum(f(x))` over `values` in 8 interleaved partial sums. One running sum waits on each add
+/// before the next (4 cycles apiece); 8 independent ones vectorise (f32x4 on wasm) and overlap.
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(lane, &x)| *lane += f(x));
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 /// Softmax of one row in place, max-subtracted so large scores cannot overflow.
@@ -349,9 +361,7 @@ fn matmul_nt_rows(
     c: &mut [f32],
 ) -> Result<()> {
     fill_rows(c, bias);
-    dot::matmul_nt(rows, bias.len(), inp, x, inp, w, c, bias.len())?;
-    activate(act, c);
-    Ok(())
+    dot::matmul_nt_then(rows, bias.len(), inp, (x, inp), w, (c, bias.len()), &|c| activate(act, c))
 }
 
 /// Every row of `c` set to `bias` (a Linear's output before its matmul accumulates).
