@@ -146,8 +146,9 @@ pub trait Backend {
 
     /// The fused q | k | v projection: `linear(x, w)` with `w` the three weights stacked, [rows,
     /// 3*dim]. Attention reads the queries of `queries`'s rows only, so with [`Queries::Cls`] a
-    /// backend may leave the other rows' q columns unset (the CPU computes them for the [CLS] rows
-    /// alone, and each set of rows that repeats an earlier sequence's once: see `cpu.rs`).
+    /// backend may leave the other rows' q columns unset (the CPU computes each set of rows that
+    /// repeats an earlier sequence's once: see `cpu.rs`; for [CLS] queries its forward runs
+    /// [`Backend::self_attention`]'s own path, which calls no `qkv`).
     fn qkv(
         &mut self,
         x: &Self::Tensor,

@@ -38,7 +38,8 @@ impl CpuBackend {
     /// the attention context of each sequence's [CLS] row, [B, D] (module doc).
     pub(super) fn cls_attention(&self, x: &Tensor, w: &Linear, input: &Packed, n_heads: usize) -> Result<Tensor> {
         let (rows, dim) = dims(x)?;
-        let out = if TRANSPOSED { dims(&w.weight)?.1 } else { dims(&w.weight)?.0 };
+        let (w_rows, w_cols) = dims(&w.weight)?;
+        let out = if TRANSPOSED { w_cols } else { w_rows };
         let shapes_agree = rows == input.rows() && out == 3 * dim && linear_inputs(&w.weight)? == dim;
         if !shapes_agree || dim == 0 || n_heads == 0 || dim % n_heads != 0 || w.bias.data()?.len() != out {
             return Err(Error::Backend("attention: x, q | k | v weight and batch shapes disagree".into()));
@@ -128,16 +129,14 @@ fn output_weights<'a>(
         (true, Values::F32(w)) => {
             Ok(MatRef { data: w.get(outs.start..).ok_or_else(bad)?, row_stride: 1, col_stride: out })
         }
+        // Only the native build holds int8 weights by column (`load_linear`).
+        #[cfg(not(target_arch = "wasm32"))]
         (true, Values::Int8ByColumn { q, scales }) => {
             if outs.end > out || q.len() < inp * out || scales.len() < out {
                 return Err(bad());
             }
-            scratch.clear();
-            scratch.extend(
-                q.chunks_exact(out).flat_map(|row| {
-                    row[outs.clone()].iter().zip(&scales[outs.clone()]).map(|(&v, s)| f32::from(v) * s)
-                }),
-            ); // [in, n]
+            scratch.resize(inp * n, 0.0);
+            super::dequantize_columns(q, out, outs.start, &scales[outs.clone()], scratch); // [in, n]
             Ok(MatRef { data: scratch, row_stride: 1, col_stride: n })
         }
         (false, w) => match dot::output_rows(w, inp, outs.clone())? {
