@@ -54,7 +54,7 @@ def die(message):
 
 
 def check_convert(binary):
-    """The convert command is new: an older build would take `convert` for a text to classify."""
+    """Checks the binary has the convert command; one without it would classify `convert` as a text."""
     if not binary.is_file():
         die(f"{binary} not found: build it with `cargo build --release`")
     probe = subprocess.run([str(binary), "convert", "--help"], capture_output=True, text=True)
@@ -81,7 +81,7 @@ def model_folder(name):
 
 
 def convert(binary, src, fmt, dst):
-    """Runs zeroshot convert into a fresh dst, so that nothing of an earlier converter is left in it."""
+    """Runs zeroshot convert into a fresh dst, so that nothing a previous run wrote is left in it."""
     shutil.rmtree(dst, ignore_errors=True)
     done = subprocess.run([str(binary), "convert", "--to", fmt, str(src), str(dst)], capture_output=True, text=True)
     if done.returncode != 0 or not (dst / "model.safetensors").is_file():

@@ -1,10 +1,10 @@
 // out[M, N] = act(a[M, K] @ w[N, K]^T + bias[N])
 //
 // `w` is a checkpoint Linear weight as stored ([out, in], row-major), read through `weight(row,
-// k)`, which the file prepended to this one defines: matmul_f32.wgsl (f32 as uploaded) or
-// matmul_int8.wgsl (int8 packed four to a u32, times the row's scale). Rows of `a`
-// are `a_row_stride` elements apart, so the classifier head can read the [CLS] rows of a
-// [B*L, D] activation directly (stride L*D).
+// k)`, which the file prepended to this one defines: matmul_f32.wgsl (f32 as uploaded),
+// matmul_f16.wgsl (f16, widened) or matmul_int8.wgsl (int8 packed four to a u32, times the row's
+// scale). Rows of `a` are `a_row_stride` elements apart, so a view of the [CLS] rows of a
+// [B*L, D] activation (stride L*D) is read in place, with no copy.
 //
 // Register-blocked: a workgroup of 16x16 threads computes a 64x64 output tile, each thread a 4x4
 // block held in four vec4 accumulators (rows 4*ty.., columns 4*tx..). K is walked 16 at a time
@@ -23,7 +23,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-// Binding 1 is `w`, declared with `weight()` in matmul_f32.wgsl / matmul_int8.wgsl.
+// Binding 1 is `w`, declared with `weight()` in matmul_f32.wgsl, matmul_f16.wgsl or
+// matmul_int8.wgsl.
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;

@@ -137,7 +137,6 @@ impl Classifier {
     }
 }
 
-/// `--batch`: 1 to 4096 texts.
 /// `zeroshot convert`: writes the folder and says what it saved.
 fn convert(args: &ConvertArgs) -> Result<(), String> {
     let format = args.to;
@@ -154,6 +153,7 @@ fn convert(args: &ConvertArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `--batch`: 1 to 4096 texts.
 fn parse_batch(s: &str) -> Result<usize, String> {
     s.parse::<usize>()
         .ok()

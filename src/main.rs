@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
 
 /// Makes glibc's malloc keep what a forward frees for the next one. By default it serves every
 /// block over 128 KB (a forward's activations: 0.3-1.3 MB each for one text x 5 labels) with a
-/// fresh `mmap` and returns it on free, and trims its heaps, so each forward touched about 10 MB
+/// fresh `mmap` and returns it on free, and trims its heaps, so each forward touches about 10 MB
 /// of new pages: 2,500 page faults per text, each zeroing a page in the kernel. Measured on the
 /// full-size model, one text x 5 labels, on a 2-core AMD EPYC: 0.93x the time per text at 1
 /// thread, 0.86x at 2 (`bench/compare_cpu.py`'s timing, interleaved). The cost: after a forward

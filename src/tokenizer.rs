@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 const PAIR_SPECIAL_TOKENS: usize = 3;
 
 /// WordPiece's greedy longest-match costs about n³/6 lookups for an n-character word, so the
-/// longest word it may try is bounded (100 is BERT's own value, which [`bert_from_vocab`] uses; a 200 KB text of 100-letter words takes about 2 s).
+/// longest word it may try is bounded (100 is BERT's own value, which [`bert_from_vocab`] uses; a
+/// 200 KB text of 100-letter words takes about 2 s).
 pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
 
 /// A text tokenized once, without special tokens, to pair with every label's hypothesis.

@@ -258,12 +258,13 @@ async fn run_batch(
 }
 
 /// Runs `f` on one of the pool's threads where the CPU has several (the threads build), else
-/// here. The worker that called in would otherwise only wait: each matmul then woke a pool thread
-/// to start it and woke the worker to end it, ~0.2 ms per matmul (profiled in Chromium). The
-/// other threads stay awake until `f` returns, taking work the moment a step splits it, instead
-/// of going to sleep between steps (a forward has ~40 parallel steps, each of which then began by
-/// waking them): 0.96-0.985x the time of a call at 2 threads (full-size model, one text x 5
-/// labels, Chromium 156, the two builds interleaved in one page). They spin only during a call.
+/// here. Run on the worker that called in, which would otherwise only wait, each matmul would
+/// wake a pool thread to start it and wake the worker to end it, ~0.2 ms per matmul (profiled in
+/// Chromium). The other threads stay awake until `f` returns, taking work the moment a step
+/// splits it, rather than sleeping between steps (a forward has ~40 parallel steps, each of which
+/// would begin by waking them): 0.96-0.985x the time of a call with sleeping threads, at 2
+/// threads (full-size model, one text x 5 labels, Chromium 156, both ways interleaved in one
+/// page). They spin only during a call.
 fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "threads")]
     if threads > 1 {

@@ -1,6 +1,7 @@
-//! Work and memory grow with the text plus the labels, not with their product: a long text with
-//! a long hypothesis used to make the tokenizer build every overflow piece of the text for every
-//! label (about 1 GB per label for 200 KB). This binary counts its own heap to prove it.
+//! Work and memory grow with the text plus the labels, not with their product: the tokenizer's
+//! own truncation of a long text with a long hypothesis would build every overflow piece of the
+//! text for every label (about 1 GB per label for 200 KB), so zeroshot cuts the text itself
+//! (`src/tokenizer.rs`). This binary counts its own heap to prove it.
 
 mod common;
 
@@ -55,7 +56,8 @@ fn a_long_text_with_long_hypotheses_stays_small() {
     let mut c =
         ZeroShotClassifier::new(Checkpoint::load(files("typeform-layout")).unwrap(), CpuBackend::new(1)).unwrap();
     let text = "word ".repeat(40_000); // 200 KB, 40,000 tokens; the model takes 512
-    // Each hypothesis leaves the text 3 tokens: the old truncation made ~13,000 pieces per label.
+    // Each hypothesis leaves the text 3 tokens: the tokenizer's truncation would make ~13,000
+    // pieces per label.
     let labels: Vec<String> = (0..5).map(|i| format!("{} {i}", "very ".repeat(500))).collect();
     let options = Options { hypothesis_template: "{}".into(), multi_label: false };
     let start = Instant::now();

@@ -18,8 +18,8 @@ fn weights_of(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("model.safetensors")).unwrap()
 }
 
-/// The committed converted fixtures are what the converter writes today, byte for byte (the
-/// output is deterministic: tensors and metadata in a fixed order).
+/// The committed converted fixtures are what the converter writes, byte for byte (the output is
+/// deterministic: tensors and metadata in a fixed order).
 #[test]
 fn the_committed_converted_fixtures_are_what_convert_writes() {
     for format in [WeightFormat::F16, WeightFormat::Int8] {
@@ -116,8 +116,8 @@ fn drift(name: &str, format: WeightFormat) -> (f64, usize, usize) {
 }
 
 /// f16 and int8 copies of every fixture against transformers' fp32 scores. Bounds from the
-/// measured drift (printed), with room: f16 moved scores by at most 3.4e-3 and kept every top
-/// label; int8 moved them by up to 4.8e-2 and swapped 2 of 15 top labels (near ties) on these
+/// measured drift (printed), with room: f16 moves scores by at most 3.4e-3 and keeps every top
+/// label; int8 moves them by up to 4.8e-2 and swaps 2 of 15 top labels (near ties) on these
 /// tiny models, whose 16- to 24-wide rows get the coarsest per-row scales
 /// (`bench/agreement.py` measures the full-size model on a 600-text corpus).
 #[test]

@@ -108,9 +108,9 @@ fn int8_linear(l: &Linear) -> (Linear, Linear) {
     )
 }
 
-/// int8 weights (CPU: kept transposed, panels dequantised for gemm, on 1 and 2 threads; GPU: packed u32 words, unpacked in the
-/// matmul's tile load) against the same weights dequantised to f32, on shapes whose inputs are
-/// not a multiple of the 4 values per word.
+/// int8 weights (CPU: kept transposed, panels dequantised for gemm, on 1 and 2 threads; GPU:
+/// packed u32 words, unpacked in the matmul's tile load) against the same weights dequantised to
+/// f32, on shapes whose inputs are not a multiple of the 4 values per word.
 #[test]
 fn int8_linear_matches_its_dequantised_weights() {
     let mut gpu = gpu_backend(GpuOptions::default());

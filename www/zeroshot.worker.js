@@ -27,7 +27,7 @@ const TYPEFORM_SAFETENSORS_REVISION = 'refs/pr/3';
 
 /** Cache Storage exists only on secure origins (https, localhost). */
 const cacheAvailable = () => self.isSecureContext && 'caches' in self;
-if (cacheAvailable()) caches.delete('zeroshot-models-v1'); // v1 keys did not name the host
+if (cacheAvailable()) caches.delete('zeroshot-models-v1'); // a cache whose keys do not name the host
 
 /** Where a file is kept. Hub files: by the Hub's host, the model id and revision, the file name (the
  * host is part of it, so a model fetched from one host is never served for the same id on another).

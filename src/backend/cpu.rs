@@ -281,7 +281,7 @@ pub fn gelu(x: f32) -> f32 {
 
 /// erf for f32: a rational approximation (odd degree-13 over even degree-8 polynomial, the one
 /// Eigen and XLA use), within 5e-7 of the true erf everywhere. No exp and no branch, so loops
-/// over it vectorise; `shaders/gelu.wgsl` evaluates the same polynomials, since WGSL has no erf.
+/// over it vectorise; `shaders/erf.wgsl` evaluates the same polynomials, since WGSL has no erf.
 #[inline]
 pub fn erf(x: f32) -> f32 {
     const ALPHA: [f32; 7] = [
@@ -404,7 +404,7 @@ fn transposed<T: Copy + Default>(src: &[T], rows: usize, cols: usize) -> Vec<T> 
     dst
 }
 
-/// An int8 [out, in] weight as [in, out] int8, its per-output scales now one per column.
+/// An int8 [out, in] weight as [in, out] int8, its per-output scales one per column.
 #[cfg(not(target_arch = "wasm32"))]
 fn transpose_int8(t: &Tensor) -> Result<Tensor> {
     let (rows, cols) = dims(t)?;
@@ -444,7 +444,7 @@ const INT8_PANEL: usize = 64;
 /// f32 scratch laid out as the fp32 path's weights ([in, cols], rows contiguous) and multiplied
 /// by gemm; the panels, as many per thread, are spread over the pool, each with its own output.
 /// gemm takes no int8, so the weights stay int8 in memory (a quarter of f32) at one conversion
-/// per call. Each thread reuses one scratch panel (a fresh zeroed one per panel cost as much as
+/// per call. Each thread reuses one scratch panel (a fresh zeroed one per panel costs as much as
 /// the conversion).
 #[cfg(not(target_arch = "wasm32"))]
 fn matmul_rows_int8(

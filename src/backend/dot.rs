@@ -11,20 +11,20 @@
 //! so `cargo test` checks the blocking and edge handling that the browser tests check end to end.
 //!
 //! The loop order is the classic GEMM blocking without a packed copy: `w`'s rows in panels of about
-//! [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1). Before, 4 x 2 blocks
-//! streamed all rows of `a` (from L2) past each pair of `w` rows. typeform's two inner sizes, 768
-//! and 3072, get loops compiled for them, where every row of a block is one address plus a constant
-//! offset (wasm loads take the offset as an immediate): of a 3 x 3 block's 6 address additions per
-//! step, 4 go. Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x 5 labels, the
-//! builds interleaved in one page, identical scores: the panels alone 0.94-0.99x the time of 4 x 2
-//! blocks, with the compiled sizes 0.89x (relaxed, 1 and 2 threads). In a kernel-only harness on
-//! typeform's four Linear shapes, unrolling k by 2 was slower and the panel size (144-576 KB) made
-//! no difference. The blocks are 3 x 3 on simd128; with FMA, 6 x 2 when LLVM keeps the source's
-//! order (see `BLOCK`): 55-59 GFLOP/s against 3 x 3's 53-56 in the harness, and 0.95-0.96x the time
-//! end to end at 1 thread (full-size model, Chromium 156, 2-core AMD EPYC, the builds interleaved
-//! in one page, identical scores); at 2 threads the same time. 4 x 3 spills (36 GFLOP/s). Earlier,
-//! a register-blocked kernel over weight panels packed at load was no faster and needed a 170 MB
-//! copy of the weights.
+//! [`PANEL_BYTES`] (L2), each passed by every block of DR rows of `a` (L1), rather than all rows of
+//! `a` streamed (from L2) past each few `w` rows. typeform's two inner sizes, 768 and 3072, get
+//! loops compiled for them, where every row of a block is one address plus a constant offset (wasm
+//! loads take the offset as an immediate): of a 3 x 3 block's 6 address additions per step, 4 go.
+//! Measured in Chromium 156 on a 2-core Xeon, full-size model, one text x 5 labels, the variants
+//! interleaved in one page, identical scores: the panels alone take 0.94-0.99x the time of 4 x 2
+//! blocks streaming all of `a`, with the compiled sizes 0.89x (relaxed, 1 and 2 threads). In a
+//! kernel-only harness on typeform's four Linear shapes, unrolling k by 2 is slower and the panel
+//! size (144-576 KB) makes no difference. The blocks are 3 x 3 on simd128; with FMA, 6 x 2 when
+//! LLVM keeps the source's order (see `BLOCK`): 55-59 GFLOP/s against 3 x 3's 53-56 in the
+//! harness, and 0.95-0.96x the time end to end at 1 thread (full-size model, Chromium 156, 2-core
+//! AMD EPYC, the two interleaved in one page, identical scores); at 2 threads the same time. 4 x 3
+//! spills (36 GFLOP/s). A register-blocked kernel over weight panels packed at load is no faster
+//! and needs a 170 MB copy of the weights.
 
 use crate::error::{Error, Result};
 use crate::weights::{Tensor, Values, dequantize_into};
@@ -51,7 +51,7 @@ pub fn matmul_nt(
 
 /// [`matmul_nt`], then `then` on each row's outputs of each column panel as soon as the panel is
 /// done, while they are in cache (an activation: at 1 thread the FFN's [107, 3072] outputs are
-/// 1.3 MB, more than L2, and a pass over them afterwards read them back from L3).
+/// 1.3 MB, more than L2, and a pass over them afterwards would read them back from L3).
 pub fn matmul_nt_then(
     m: usize,
     n: usize,
@@ -108,9 +108,10 @@ pub fn matmul_nt_then(
 
 /// Multiplies small zero operands of typeform's inner sizes (768 and 3072), enough times for the
 /// browser to compile [`matmul_nt`] with its optimising compiler. Browsers run a wasm function
-/// first as baseline code and recompile it in the background once it has run a while, so the
-/// first text after a load ran partly on baseline code; the page's worker calls this right after
-/// instantiating the wasm, and the recompilation overlaps the model's download or cache read.
+/// first as baseline code and recompile it in the background once it has run a while, so without
+/// this the first text after a load would run partly on baseline code; the page's worker calls
+/// this right after instantiating the wasm, and the recompilation overlaps the model's download
+/// or cache read.
 pub fn warm_up() {
     const CALLS: usize = 200;
     for k in [768, 3072] {
@@ -237,7 +238,7 @@ fn column_panel<const K: usize, const R: usize, const C: usize>(
 /// `rows` (at most `R`) rows of `a` against `C` rows of `w` in one block: the last rows of a
 /// matmul in a smaller one (typeform's 107 rows for one text x 5 labels, 35 in layer 0's q | k |
 /// v and 5 in the last layer leave 5 at 6 rows a block: 5 x 2 keeps 10 FMA chains going, where
-/// the 3 x 2 and 2 x 2 blocks it replaced kept 6 and 4, fewer than the 8 this core needs).
+/// 3 x 2 and 2 x 2 blocks would keep 6 and 4, fewer than the 8 this core needs).
 #[inline(always)]
 fn row_blocks<const R: usize, const C: usize>(
     rows: usize,

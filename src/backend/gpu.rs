@@ -273,13 +273,13 @@ impl GpuBackend {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// Fails if the device was lost or reported an error since the last check.
     /// For tests of recovery: the device is destroyed right after the next forward is submitted,
     /// as a driver reset or a browser reclaiming the GPU would do to a call in flight.
     pub fn lose_device_in_next_read(&mut self) {
         self.lose_in_next_read = true;
     }
 
+    /// Fails if the device was lost or reported an error since the last check.
     fn check_device(&self) -> Result<()> {
         let mut errors = self.errors.lock().map_err(|_| Error::Gpu("error state poisoned".into()))?;
         if let Some(reason) = &errors.lost {
@@ -790,7 +790,8 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    /// A strided view (every `seq`-th row): matmul reads rows `a_row_stride` apart, so no copy.
+    /// A strided view (every `seq`-th row), no copy: add_layer_norm reads its residual's rows
+    /// `residual_stride` apart, matmul its input's `a_row_stride` apart.
     fn cls_rows(&mut self, x: &GpuTensor, input: &GpuInput) -> Result<GpuTensor> {
         contiguous(x, "cls_rows")?;
         let (buffer, rows, cols) = (Rc::clone(&x.buffer), input.batch, x.cols);

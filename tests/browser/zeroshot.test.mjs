@@ -317,7 +317,7 @@ test("clf.format is the loaded weights' format, and the kept models list theirs"
       .filter((m) => m.kind === 'url' && /\/tests\/fixtures\/(typeform-layout|f16-relu)\/$/.test(m.url))
       .map((m) => [m.url.split('/').at(-2), m.format]));
     const noted = await kept();
-    // An entry kept before formats were noted on it: the list reads the kept file's header instead.
+    // An entry with no format noted on it: the list reads the kept file's header instead.
     const cache = await caches.open('zeroshot-models-v2');
     const key = (await cache.keys()).find((r) => r.url.endsWith('/tests/fixtures/f16-relu/model.safetensors'));
     const old = await cache.match(key);
