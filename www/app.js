@@ -29,8 +29,15 @@ let clf = null;
 let loadedKey = null;
 let loading = null; // {key, promise} of the model load in progress: one at a time
 let run = null; // the classify or bulk run in progress (a promise): one at a time
-// Settled before any model download: the service worker's first takeover reloads the page.
-const isolation = crossOriginIsolate(new URL('./sw.js', import.meta.url));
+// The service worker's first takeover reloads the page to isolate it (every core), unless the user
+// has begun something by then (`begin`): nothing they did is cut off, and that visit runs on one thread.
+let begun = false;
+let stayedOnOneThread = false; // the isolation reload was skipped because the user had begun
+const isolation = crossOriginIsolate(new URL('./sw.js', import.meta.url), { canReload: reloadNow });
+let beginNow = null;
+// True when the page is about to reload (start nothing then); false once it goes on: isolation
+// settled without a reload, or the user began, so that the reload cannot come any more.
+const ready = Promise.race([isolation, new Promise((resolve) => { beginNow = () => resolve(false); })]);
 // Marks the page as settled (no reload coming): 'many' threads where isolated, else 'one'.
 isolation.then((reloading) => reloading || (document.documentElement.dataset.threads = crossOriginIsolated ? 'many' : 'one'));
 let localFiles = null;
@@ -79,6 +86,35 @@ function showError(e) {
   $('error').textContent = e ? String(e.message ?? e) : '';
 }
 
+/** Called by crossOriginIsolate right before its reload: false once the user has begun. Else the
+ * inputs are saved and the page is made inert, so no click or typing falls between now and the reload. */
+function reloadNow() {
+  if (begun) {
+    stayedOnOneThread = true;
+    noteOneThread();
+    return false;
+  }
+  persist();
+  document.body.inert = true;
+  $('model-status').textContent = 'Getting ready to use every core: reloading…';
+  return true;
+}
+
+/** The user starts something (a classify, a load, picked files): the isolation reload may not come any more. */
+function begin() {
+  begun = true;
+  beginNow();
+}
+
+const ONE_THREAD_NOTE = 'This visit runs on one CPU thread: it began before the page was ready to use every core. '
+  + 'The next visit uses every core.';
+
+/** Says why this visit runs on one thread, once, under the model. */
+function noteOneThread() {
+  if ([...$('notes').children].some((li) => li.textContent === ONE_THREAD_NOTE)) return;
+  $('notes').append(Object.assign(document.createElement('li'), { textContent: ONE_THREAD_NOTE }));
+}
+
 const mb = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
 
 function onProgress({ file, loaded, total, cached }) {
@@ -92,6 +128,9 @@ function onProgress({ file, loaded, total, cached }) {
 
 const fieldsKey = () => `${$('model').value.trim()}|${$('revision').value.trim()}|${$('backend').value}`;
 const modelKey = () => localFiles ?? fieldsKey();
+
+/** `?threads=N`: at most N CPU threads (the benchmark's 1-thread page); else 0, every core. */
+const threadsParam = () => (/^\d+$/.test(params.get('threads') ?? '') ? Number(params.get('threads')) : 0);
 
 /** The model of the fields, or `files`, as load() and probe() take it. */
 function modelOptions(files = null) {
@@ -116,7 +155,7 @@ function showModelInfo({ format, bytes }, where) {
 async function probeModel(files = null) {
   clearTimeout(probeTimer);
   const token = ++infoToken;
-  if (await isolation) return; // the page is reloading: start no request
+  if (await ready) return; // the page is reloading: start no request
   $('model-info').dataset.state = 'checking';
   $('model-info').textContent = 'checking the model…';
   const options = modelOptions(files);
@@ -162,14 +201,14 @@ async function classifier() {
 }
 
 async function loadModel(key) {
-  if (await isolation) return new Promise(() => {}); // the page is reloading: start no download
+  if (await ready) return new Promise(() => {}); // the page is reloading: start no download
   clf?.dispose();
   clf = null;
   loadedKey = null;
   $('model-status').textContent = 'Loading the model…';
   $('notes').replaceChildren();
   weightsSeen = null;
-  const options = { ...modelOptions(localFiles), backend: $('backend').value, onProgress };
+  const options = { ...modelOptions(localFiles), backend: $('backend').value, threads: threadsParam(), onProgress };
   const what = localFiles ? `${localFiles.length} local files` : options.model;
   try {
     clf = await ZeroShotClassifier.load(options);
@@ -187,6 +226,7 @@ async function loadModel(key) {
   $('model-status').textContent = `Ready: ${what}, running on ${clf.backend === 'webgpu' ? 'WebGPU' : cpu}.`;
   const notes = loadedDemo ? ['This is a demo model with random weights: its scores mean nothing.', ...clf.notes] : clf.notes;
   $('notes').replaceChildren(...notes.map((n) => Object.assign(document.createElement('li'), { textContent: n })));
+  if (stayedOnOneThread) noteOneThread();
   return clf;
 }
 
@@ -268,6 +308,7 @@ function bars(result) {
  */
 function exclusive(action) {
   if (run) return run;
+  begin();
   $('go').disabled = $('bulk-go').disabled = true;
   run = action().finally(() => {
     run = null;
@@ -679,6 +720,7 @@ function selectTab(many) {
  * bulk table never mixes two models; Load on the model in use leaves a run alone.
  */
 async function changeModel(files = null) {
+  begin();
   if ((files ?? fieldsKey()) !== loadedKey) {
     abort?.abort();
     await run;
@@ -694,6 +736,7 @@ async function changeModel(files = null) {
 async function useFiles(files) {
   const list = Array.from(files);
   if (!list.length) return;
+  begin();
   await probeModel(list);
   changeModel(list);
 }
@@ -724,6 +767,7 @@ function wire() {
   new ResizeObserver(() => bulk.rows.length && renderChart()).observe($('chart'));
   // A reload during a run keeps the rows so far (at the end of a run they are kept anyway).
   addEventListener('pagehide', () => run && bulk.rows.length && saveResults());
+  addEventListener('pagehide', persist); // what was typed since the last change event, too
   $('files').addEventListener('change', (e) => useFiles(e.target.files));
   $('clear-cache').addEventListener('click', async () => {
     await ZeroShotClassifier.clearCache();
@@ -744,6 +788,12 @@ restoreResults();
 renderStored();
 checkOnline();
 probeModel();
+if (!crossOriginIsolated && window.isSecureContext && navigator.serviceWorker) {
+  // Until the service worker is ready (it caches the app shell first: seconds on a slow link).
+  const gettingReady = 'Getting ready to use every core…';
+  $('model-status').textContent = gettingReady;
+  ready.then(() => $('model-status').textContent === gettingReady && ($('model-status').textContent = ''));
+}
 if (!window.isSecureContext) {
   $('model-status').textContent = 'This page is not on a secure origin (https or localhost): WebGPU and the model cache are off, so the model runs on the CPU and downloads on every visit.';
 }

@@ -9,9 +9,15 @@
 //    there, so a reload with no network opens the page. A deploy changes shell.js, so the browser
 //    installs a new worker, which caches the new shell whole before it takes over and then drops
 //    the old shells (never the model cache). Models are cached by the page's worker, not here.
-// Registered by crossOriginIsolate() in zeroshot.js; its scope is this file's folder.
+// Registered by crossOriginIsolate() in zeroshot.js; its scope is this file's folder. A site of
+// your own copies this file next to its pages (a service worker controls only its folder and
+// below): with no zeroshot shell beside it, it isolates the pages and caches nothing.
 
-importScripts('./pkg/shell.js'); // self.SHELL = { version, files }, written by scripts/build-web.sh
+try {
+  importScripts('./pkg/shell.js'); // self.SHELL = { version, files }, written by scripts/build-web.sh
+} catch {
+  self.SHELL = { version: 'none', files: [] }; // not zeroshot's own site: isolation only
+}
 
 const SHELL_PREFIX = 'zeroshot-shell-';
 const SHELL_CACHE = `${SHELL_PREFIX}${self.SHELL.version}`;
@@ -55,8 +61,8 @@ self.addEventListener('fetch', (event) => {
   // Chrome rejects re-fetching these (a DevTools quirk); let the browser handle them.
   if (request.cache === 'only-if-cached' && request.mode !== 'same-origin') return;
   // A plain fetch() (the page's worker downloading a model's files) needs no isolation headers:
-  // COEP always allows same-origin responses. Left to the browser, a 268 MB download no longer
-  // streams through this worker's process as well.
+  // COEP always allows same-origin responses. Left to the browser, a 268 MB download does not
+  // also stream through this worker's process.
   if (request.destination === '' && request.mode !== 'navigate' && !SHELL_URLS.has(request.url)) return;
   event.respondWith(respond(request));
 });

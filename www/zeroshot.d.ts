@@ -39,7 +39,7 @@ export interface LoadOptions {
   /**
    * Hub models only: convert the downloaded weights in the browser ('int8': about a quarter of fp32's
    * bytes; 'f16': half) and keep only the converted copy in Cache Storage (as revision `<revision>~<format>`).
-   * Scores move as the README's agreement table says. The first load's wasm memory still grows with the
+   * Scores move as docs/benchmarks.md's agreement table says. The first load's wasm memory still grows with the
    * original download.
    */
   convert?: 'f16' | 'int8' | null;
@@ -52,7 +52,7 @@ export interface LoadOptions {
 }
 
 export interface ClassifyOptions {
-  /** Must contain `{}` where the label goes. Default "This example is {}.". */
+  /** `{}` (or `{0}`) where the label goes, Python `str.format` rules. Default "This example is {}.". */
   hypothesisTemplate?: string;
   /** Score labels independently (softmax over contradiction/entailment per label). */
   multiLabel?: boolean;
@@ -158,6 +158,8 @@ export class ZeroShotClassifier {
  * Makes the page cross-origin isolated (wasm threads: every core on the CPU) through a service
  * worker that adds COOP/COEP to the site's own responses, reloading the page once. The same worker
  * keeps the app shell for offline use; when a deploy's new shell takes over, the page reloads. Call it
- * before loading a model; true means the page is about to reload.
+ * before loading a model; true means the page is about to reload. `canReload` is asked right before
+ * that reload: answer false once the user has begun something (the visit then stays on one thread,
+ * and the next visit gets every core).
  */
-export function crossOriginIsolate(serviceWorkerUrl?: string | URL): Promise<boolean>;
+export function crossOriginIsolate(serviceWorkerUrl?: string | URL, options?: { canReload?: () => boolean }): Promise<boolean>;

@@ -96,12 +96,15 @@ const RELOADED = 'zeroshot-isolation-reload';
 /**
  * Makes the page cross-origin isolated, so the CPU path can use every core, on hosts that cannot
  * send COOP/COEP headers: registers the service worker at `serviceWorkerUrl` (www/sw.js, which
- * adds them) and reloads the page once when it takes over. Call it first thing, before any model
- * loads: it resolves to true when the page is about to reload (start nothing then), false when
- * the page goes on, isolated or not (insecure origin, service workers blocked, a browser that
- * ignores the headers: one thread, and no second reload in this tab's session).
+ * adds them) and reloads the page once when it takes over. It resolves to true when the page is
+ * about to reload (start nothing then), false when the page goes on, isolated or not (insecure
+ * origin, service workers blocked, a browser that ignores the headers: one thread, and no second
+ * reload in this tab's session). On a first visit the service worker caches the app shell before it
+ * takes over, seconds on a slow link: `canReload()` is asked right before the reload, and a page
+ * whose user has begun something answers false, so that nothing is cut off: this visit then runs
+ * on one thread, and the next one, isolated from its start, on every core.
  */
-export async function crossOriginIsolate(serviceWorkerUrl = new URL('./sw.js', import.meta.url)) {
+export async function crossOriginIsolate(serviceWorkerUrl = new URL('./sw.js', import.meta.url), { canReload = () => true } = {}) {
   // A deploy's new service worker caches the new shell, then takes over this page: reload it, so the
   // page never runs old JavaScript against the new shell's files (its first takeover reloads below).
   if (navigator.serviceWorker?.controller) navigator.serviceWorker.addEventListener('controllerchange', () => location.reload());
@@ -117,6 +120,7 @@ export async function crossOriginIsolate(serviceWorkerUrl = new URL('./sw.js', i
     return false; // blocked (a policy, private browsing): the page works on one thread
   }
   if (sessionStorage.getItem(RELOADED)) return false; // reloaded once already and still not isolated
+  if (!canReload()) return false;
   sessionStorage.setItem(RELOADED, '1');
   location.reload();
   return true;

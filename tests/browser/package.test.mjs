@@ -38,19 +38,21 @@ function packAndInstall() {
   return JSON.parse(readFileSync(join(site, 'node_modules/zeroshot/package.json'), 'utf8'));
 }
 
-/** A page that imports 'zeroshot' by name, mapped where the package's `exports` says. */
-function blankPage(entry) {
+/** A page that imports 'zeroshot' by name, mapped where the package's `exports` says; with
+ * `isolate`, it first calls crossOriginIsolate('./sw.js') as the README says (every core). */
+function blankPage(entry, { name = 'index.html', isolate = false } = {}) {
   const importMap = { imports: { zeroshot: `./node_modules/zeroshot/${entry.replace(/^\.\//, '')}` } };
-  writeFileSync(join(site, 'index.html'), `<!doctype html><meta charset="utf-8"><title>blank</title>
+  writeFileSync(join(site, name), `<!doctype html><meta charset="utf-8"><title>blank</title>
 <script type="importmap">${JSON.stringify(importMap)}</script>
 <script type="module">
-  import { ZeroShotClassifier } from 'zeroshot';
+  import { ZeroShotClassifier, crossOriginIsolate } from 'zeroshot';
+  const reloading = ${isolate} && (await crossOriginIsolate('./sw.js'));
   window.run = async (text, labels, options) => {
     const clf = await ZeroShotClassifier.load({ model: './model/', backend: 'cpu' });
     const result = await clf.classify(text, labels, options);
-    return { result, backend: clf.backend, wasm: clf.wasm };
+    return { result, backend: clf.backend, wasm: clf.wasm, threads: clf.threads };
   };
-  window.ready = true;
+  window.ready = !reloading;
 </script>`);
 }
 
@@ -83,4 +85,23 @@ test('the packed tarball installs offline and classifies in a blank page with no
   // Every file the page fetched came from the installed package or the model folder.
   const fetched = server.requests.filter((p) => !['/index.html', '/favicon.ico'].includes(p) && !p.startsWith('/model/'));
   assert.ok(fetched.length > 0 && fetched.every((p) => p.startsWith('/node_modules/zeroshot/')), fetched.join(', '));
+});
+
+test("every core in a developer's own page: zeroshot's sw.js copied next to it isolates the page", async () => {
+  // The tarball installed and the model copied by the test above.
+  const installed = join(site, 'node_modules/zeroshot');
+  cpSync(join(installed, 'sw.js'), join(site, 'sw.js'));
+  blankPage(JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).exports['.'].default, { name: 'cores.html', isolate: true });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${server.url}/cores.html`);
+  await page.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
+  assert.equal(await page.evaluate(() => window.crossOriginIsolated), true, 'isolated after its one reload');
+  const got = await page.evaluate(() => window.run('The match ended in a draw.', ['sports', 'cooking']));
+  assert.deepEqual(errors, []);
+  assert.equal(got.wasm, 'relaxed');
+  assert.equal(got.threads, await page.evaluate(() => navigator.hardwareConcurrency), 'every core');
+  await context.close();
 });

@@ -295,6 +295,66 @@ test('a static host without COOP/COEP: the service worker isolates the page befo
   await ctx.close();
 });
 
+/** The page on a fresh profile from a server that answers the wasm files `delay` ms late (a slow
+ * link: the service worker caches them, ~5.5 MB of app shell, before it can isolate the page). */
+async function openSlow(server, contextOptions = {}) {
+  const ctx = await browser.newContext(contextOptions);
+  const page = await ctx.newPage();
+  const query = new URLSearchParams({ model: '/tests/fixtures/typeform-layout/', backend: 'cpu' });
+  await page.goto(`${server.url}/www/index.html?${query}`);
+  const navigations = [];
+  page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()));
+  return { ctx, page, navigations };
+}
+
+/** Types TEXT and LABELS and clicks Classify at once, as a quick visitor does; the bars when they come. */
+async function clickEarly(page) {
+  await page.fill('#text', TEXT);
+  await page.fill('#labels', LABELS);
+  await page.click('#go');
+  await page.waitForFunction(() => document.querySelector('#results .bar') || document.getElementById('error').textContent, null, { timeout: 60000 });
+  assert.equal(await page.textContent('#error'), '');
+  const rows = await page.$$eval('#results .bar', (bars) => bars.map((b) => [b.querySelector('.name').textContent, Number(b.querySelector('.value').textContent)]));
+  return { labels: rows.map((r) => r[0]), scores: rows.map((r) => r[1]) };
+}
+
+test('a first visit on a slow link: a click before the page is ready to use every core completes; that visit runs on one thread, the next on every core', async () => {
+  const slow = await serve(ROOT, { delayMs: (path) => (path.endsWith('.wasm') ? 4000 : 0) });
+  try {
+    const { ctx, page, navigations } = await openSlow(slow);
+    assert.equal(await page.textContent('#model-status'), 'Getting ready to use every core…');
+    await page.waitForTimeout(1000);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.threads), undefined, 'the service worker is still caching the shell');
+    assertLikeCli(await clickEarly(page), cli('typeform-layout'));
+    assert.match(await page.textContent('#model-status'), /relaxed SIMD, 1 thread\)/);
+    await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 30000 });
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.threads), 'one');
+    assert.match(await page.textContent('#notes'), /began before the page was ready to use every core\. The next visit uses every core\./);
+    assert.deepEqual(navigations, [], 'the page never reloaded under the click');
+    await page.reload();
+    await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 30000 });
+    assert.equal(await page.evaluate(() => window.crossOriginIsolated), true, 'the next visit is isolated from its start');
+    assert.equal(await page.inputValue('#text'), TEXT, 'what was typed is still there');
+    await ctx.close();
+  } finally {
+    await slow.close();
+  }
+});
+
+test('service workers blocked: a click right after load completes, on one thread', async () => {
+  const slow = await serve(ROOT, { delayMs: (path) => (path.endsWith('.wasm') ? 2000 : 0) });
+  try {
+    const { ctx, page, navigations } = await openSlow(slow, { serviceWorkers: 'block' });
+    assertLikeCli(await clickEarly(page), cli('typeform-layout'));
+    assert.match(await page.textContent('#model-status'), /relaxed SIMD, 1 thread\)/);
+    assert.equal(await page.evaluate(() => window.crossOriginIsolated), false);
+    assert.deepEqual(navigations, []);
+    await ctx.close();
+  } finally {
+    await slow.close();
+  }
+});
+
 test('CSV export: a text that starts like a formula is exported as text; the scores stay numbers', async () => {
   const { ctx, page } = await open('acme/plain-model');
   await page.click('#tab-bulk');

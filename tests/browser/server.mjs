@@ -50,9 +50,10 @@ export function closeServer(server) {
  * `validators` sends ETag and Last-Modified and answers a matching If-None-Match with 304, as static
  * hosts do (the benchmark's second loads); 'last-modified' sends only Last-Modified, and answers a
  * matching If-Modified-Since with 304, as hosts without ETags do. `cors` lets pages of any origin
- * read the files (Access-Control-Allow-Origin: *), as a CDN does.
+ * read the files (Access-Control-Allow-Origin: *), as a CDN does. `delayMs(path)` holds each answer
+ * back that many milliseconds (a slow link for some files: the page's tests delay the wasm).
  */
-export function serve(root, { isolate = false, alias = {}, validators = false, cors = false } = {}) {
+export function serve(root, { isolate = false, alias = {}, validators = false, cors = false, delayMs = () => 0 } = {}) {
   const open = cors ? { 'Access-Control-Allow-Origin': '*' } : {};
   const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   const always = { ...isolation, ...open }; // on every file's answer
@@ -62,6 +63,8 @@ export function serve(root, { isolate = false, alias = {}, validators = false, c
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
     requests.push(path);
     res.on('finish', () => statuses.push([path, res.statusCode, req.method]));
+    const delay = delayMs(path);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const file = join(root, alias[path] ?? path);
     try {
       const info = await stat(file);
