@@ -1,15 +1,16 @@
 // Browser CPU benchmark, one run, same headless Chromium, plain page (the server sends no
 // COOP/COEP; zeroshot's service worker isolates the page, as on any static host):
-// zeroshot.js (each wasm build; 1 thread and every core) next to transformers.js 4.x's
-// zero-shot pipeline (wasm, fp32, one thread: what it gets on a plain page), one text x 5 labels
-// on the full-size random model, timed interleaved; then load to first result and peak memory
-// of the whole Chromium process tree over a blank page, per engine.
+// zeroshot.js (each wasm build; 1 thread and every core), the product page itself (www/index.html:
+// its fields, Classify, and the time it shows) and transformers.js 4.x's zero-shot pipeline (wasm,
+// fp32, one thread: what it gets on a plain page), one text x 5 labels on the full-size random
+// model, timed interleaved; then load to first result and peak memory of the whole Chromium
+// process tree over a blank page, per engine.
 //
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
 //   node bench/compare_web.mjs [--rounds 5] [--runs 5] [--formats]
 //   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
 //   --pages: each engine in a page of its own (by default all share one page, so one renderer process)
-//   --memory: only zeroshot.js's peak memory, on the first load (download and cache write) and over
+//   --memory: only zeroshot's peak memory (the module and the page), on the first load (download and cache write) and over
 //             the 200 calls after it (--calls N; the tree after 20 and after all: flat if nothing leaks),
 //             and on a cached load (a later page of the same browser; its time to the first result is
 //             taken on a page of its own, with no memory sampler running), no timing rounds
@@ -45,9 +46,13 @@ const FORMAT_ENGINES = [
   { name: 'zeroshot.js int8, simd128, 1 thread', make: ['zeroshot', copy('int8'), 'simd128', 1] },
   { name: `zeroshot.js int8, relaxed, ${CORES} threads`, make: ['zeroshot', copy('int8'), 'relaxed', 0] },
 ];
+// 'page': the product page itself (www/index.html: its fields, Classify, and the time it shows),
+// in a page of its own, beside the module it is built on.
 const ENGINES = FORMATS ? FORMAT_ENGINES : [
   { name: `zeroshot.js relaxed, ${CORES} threads`, make: ['zeroshot', ZS_MODEL, 'relaxed', 0] },
+  { name: `the page, relaxed, ${CORES} threads`, make: ['page', ZS_MODEL, 0] },
   { name: 'zeroshot.js relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
+  { name: 'the page, relaxed, 1 thread', make: ['page', ZS_MODEL, 1] },
   { name: 'zeroshot.js simd128, 1 thread', make: ['zeroshot', ZS_MODEL, 'simd128', 1] },
   { name: 'transformers.js 4.3.2, 1 thread', make: ['transformers', ...TJS] },
 ];
@@ -62,8 +67,50 @@ async function openPage(browser, url) {
   return page;
 }
 
+/** The product page for engine `make` (['page', model, threads]), settled (isolated, or not). */
+async function openProductPage(browser, url, make) {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.log('page error:', e.message));
+  const [, model, threads] = make;
+  await page.goto(`${url}/www/index.html?${new URLSearchParams({ model, backend: 'cpu', threads })}`);
+  await page.waitForFunction(() => document.documentElement.dataset.threads, null, { timeout: 30000 });
+  await page.fill('#text', TEXT);
+  await page.fill('#labels', LABELS.join(', '));
+  return page;
+}
+
+/** Clicks the page's Classify and resolves to the ms the page shows ("CPU, 75 ms"), with the load's
+ * ms where the click loaded the model (0 if it was loaded), and the top label. */
+function clickClassify(page) {
+  return page.evaluate(async () => {
+    const $ = (id) => document.getElementById(id);
+    $('run-info').textContent = '';
+    const t0 = performance.now();
+    let loaded = 0;
+    const shown = new Promise((resolve) => {
+      const seen = new MutationObserver(() => {
+        if (!loaded && $('model-status').textContent.startsWith('Ready')) loaded = performance.now() - t0;
+        if (!$('run-info').textContent && !$('error').textContent) return;
+        seen.disconnect();
+        resolve();
+      });
+      seen.observe(document.body, { childList: true, characterData: true, subtree: true });
+    });
+    $('go').click();
+    await shown;
+    if ($('error').textContent) throw new Error($('error').textContent);
+    const ms = Number(/CPU, (\d+) ms/.exec($('run-info').textContent)?.[1]);
+    return { ms, loaded, top: document.querySelector('#results .bar .name').textContent };
+  });
+}
+
 /** Loads engine `i` into window.loaded[i]; returns ms to load and to the first result, and its info. */
-function load(page, i, make) {
+async function load(page, i, make) {
+  if (make[0] === 'page') {
+    const first = await clickClassify(page);
+    const info = `the page: ${await page.textContent('#model-status')}`;
+    return { load: first.loaded, first: first.ms, info, top: first.top };
+  }
   return page.evaluate(async ({ i, make, text, labels }) => {
     const [kind, ...args] = make;
     const t0 = performance.now();
@@ -76,8 +123,13 @@ function load(page, i, make) {
   }, { i, make, text: TEXT, labels: LABELS });
 }
 
-/** ms per call of engine `i`, `runs` calls. */
-function time(page, i, runs) {
+/** ms per call of engine `i`, `runs` calls (the page: the time it shows for each Classify). */
+async function time(page, i, runs) {
+  if (ENGINES[i].make[0] === 'page') {
+    const times = [];
+    for (let r = 0; r < runs; r++) times.push((await clickClassify(page)).ms);
+    return times;
+  }
   return page.evaluate(async ({ i, runs, text, labels }) => {
     const times = [];
     for (let r = 0; r < runs; r++) {
@@ -115,11 +167,14 @@ function treePss(rootPid = process.pid) {
 async function memory(url, engine, i, calls = 20) {
   const profile = mkdtempSync(`${tmpdir()}/zeroshot-bench-profile-`);
   const browser = await chromium.launchPersistentContext(profile, { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
-  const page = await openPage(browser, url);
+  // The baseline is the browser with one blank page; the engine's page, its service worker and
+  // its isolation reload count in the peak.
+  if (!browser.pages().length) await browser.newPage();
   await new Promise((r) => setTimeout(r, 1000));
   const blank = treePss();
   let peak = blank;
   const sampler = setInterval(() => (peak = Math.max(peak, treePss())), 50);
+  const page = await open(browser, url, engine.make);
   const loaded = await load(page, i, engine.make);
   await time(page, i, 20);
   const after20 = treePss();
@@ -140,17 +195,20 @@ async function cachedLoad(browser, first, url, engine, i, blank) {
   const settle = () => new Promise((r) => setTimeout(r, 2000));
   await first.close();
   await settle();
-  const timedPage = await openPage(browser, url);
+  const timedPage = await open(browser, url, engine.make);
   const timed = await load(timedPage, i, engine.make);
   await timedPage.close();
   await settle();
-  const page = await openPage(browser, url);
+  const page = await open(browser, url, engine.make);
   let peak = treePss();
   const sampler = setInterval(() => (peak = Math.max(peak, treePss())), 50);
   const sampled = await load(page, i, engine.make);
   clearInterval(sampler);
   return { ...timed, sampled, peakMb: (peak - blank) / 1024 };
 }
+
+/** A page for engine `make`: the product page for 'page', else the benchmark page. */
+const open = (browser, url, make) => (make[0] === 'page' ? openProductPage(browser, url, make) : openPage(browser, url));
 
 // Validators (ETag, Last-Modified) as a static host sends them: a second load of a folder URL can
 // then be answered by the HTTP cache, and the kept copy is not written again.
@@ -159,7 +217,7 @@ const weightsMb = readFileSync(`${ROOT}${ZS_MODEL}model.safetensors`).length / 1
 if (MEMORY_ONLY) {
   console.log(`peak memory of the Chromium tree over a blank page, fresh browser per engine (${weightsMb.toFixed(0)} MB weights)`);
   for (const [i, e] of ENGINES.entries()) {
-    if (e.make[0] !== 'zeroshot') continue;
+    if (e.make[0] === 'transformers') continue;
     const m = await memory(server.url, e, i, MEMORY_CALLS);
     const x = (mb) => `+${mb.toFixed(0)} MB (${(mb / weightsMb).toFixed(2)}x)`;
     const { cached } = m;
@@ -172,11 +230,16 @@ if (MEMORY_ONLY) {
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
 // --pages: each engine in a page of its own (one renderer's heap and threads per engine), else all in one page.
 const pages = [];
-for (const i of ENGINES.keys()) pages.push(i === 0 || PAGES ? await openPage(browser, server.url) : pages[0]);
+// The product page is always a page of its own.
+const benchPage = () => (pages.find((p, j) => ENGINES[j].make[0] !== 'page'));
+for (const [i, e] of ENGINES.entries()) {
+  const own = PAGES || e.make[0] === 'page' || !benchPage();
+  pages.push(own ? await open(browser, server.url, e.make) : benchPage());
+}
 const info = [];
 for (const [i, e] of ENGINES.entries()) info.push(await load(pages[i], i, e.make));
-// One untimed round first: the first calls after every engine has loaded ran slow (in one run the
-// 2-thread engine's first three took 258, 194 and 164 ms, then 85-95). Each engine's first result
+// One untimed round first: the first calls after every engine has loaded run slow (the 2-thread
+// engine's first three measured 258, 194 and 164 ms, then 85-95). Each engine's first result
 // after a load of its own is measured below, in a fresh browser.
 for (const i of ENGINES.keys()) await time(pages[i], i, RUNS);
 const times = ENGINES.map(() => []);
@@ -200,7 +263,7 @@ console.log(`\nfresh browser per engine: load, first result, peak memory of the 
 for (const [i, e] of ENGINES.entries()) {
   const m = await memory(server.url, e, i);
   // Each zeroshot engine against its own weights file; transformers.js against the fp32 one.
-  const fileMb = e.make[0] === 'zeroshot' ? readFileSync(`${ROOT}${e.make[1]}model.safetensors`).length / 1e6 : weightsMb;
+  const fileMb = e.make[0] !== 'transformers' ? readFileSync(`${ROOT}${e.make[1]}model.safetensors`).length / 1e6 : weightsMb;
   console.log(`${e.name.padEnd(34)} load ${m.load.toFixed(0)} ms + first result ${m.first.toFixed(0)} ms; peak +${m.peakMb.toFixed(0)} MB (${(m.peakMb / fileMb).toFixed(2)}x its ${fileMb.toFixed(0)} MB weights), +${m.afterMb.toFixed(0)} MB after 20 calls`);
 }
 await server.close();
