@@ -87,14 +87,13 @@ function showError(e) {
 }
 
 /** Called by crossOriginIsolate right before its reload: false once the user has begun. Else the
- * inputs are saved and the page is made inert, so no click or typing falls between now and the reload. */
+ * page is made inert, so no click or typing falls between now and the reload (pagehide saves the inputs). */
 function reloadNow() {
   if (begun) {
     stayedOnOneThread = true;
     noteOneThread();
     return false;
   }
-  persist();
   document.body.inert = true;
   $('model-status').textContent = 'Getting ready to use every core: reloading…';
   return true;
