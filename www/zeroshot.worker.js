@@ -233,14 +233,19 @@ function weightsFrom(bytes) {
 const CACHE_CHUNK = 4 << 20;
 
 /** A body for Cache Storage: a small file as it is; the weights copied out of wasm memory 4 MB at a
- * time as the cache reads them, so the write never holds a second whole copy. */
+ * time as the cache reads them, so the write never holds a second whole copy. Every chunk is the same
+ * buffer (not shared memory, which a body cannot be): with no queue (highWaterMark 0) the cache asks
+ * for the next chunk only once it has taken the last, and a fresh buffer per chunk would leave the
+ * whole file as garbage for the collector (40 MB more at a load's peak). */
 function cacheBody(bytes) {
   if (bytes instanceof Uint8Array) return bytes;
+  const chunk = new Uint8Array(Math.min(CACHE_CHUNK, bytes.size()));
   let at = 0;
   return new ReadableStream({
     pull(controller) {
       const end = Math.min(at + CACHE_CHUNK, bytes.size());
-      controller.enqueue(viewOf(bytes).slice(at, end)); // slice: a copy, out of the shared memory
+      chunk.set(viewOf(bytes).subarray(at, end));
+      controller.enqueue(chunk.subarray(0, end - at));
       at = end;
       if (at === bytes.size()) controller.close();
     },

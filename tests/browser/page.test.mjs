@@ -9,13 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from './server.mjs';
 import { serveHub } from './hub.mjs';
-import { int8Weights } from './safetensors.mjs';
+import { int8Weights, withExtraTensor } from './safetensors.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = `${ROOT}/target/debug/zeroshot`; // built by `cargo test`, which runs first
@@ -165,6 +166,24 @@ test('reload: the model comes from the cache; a corrupted entry is fetched again
   const again = hub.log.slice(logged).filter((r) => r.method === 'GET' && !r.range);
   assert.deepEqual(again.map((r) => r.path), ['/acme/plain-model/resolve/main/model.safetensors']);
   await first.ctx.close();
+});
+
+test('weights over several cache chunks (4 MB each) are kept byte for byte', async () => {
+  const dir = `${ROOT}/target/test-models/large-typeform-layout`;
+  mkdirSync(dir, { recursive: true });
+  cpSync(`${ROOT}/tests/fixtures/typeform-layout`, dir, { recursive: true });
+  const weights = withExtraTensor(readFileSync(`${ROOT}/tests/fixtures/typeform-layout/model.safetensors`), 2_500_000);
+  writeFileSync(`${dir}/model.safetensors`, weights); // about 12 MB: three chunks and a part
+  const { ctx, page } = await open('/target/test-models/large-typeform-layout/');
+  assertLikeCli(await classify(page), cli('typeform-layout'));
+  const kept = await page.evaluate(async () => {
+    const cache = await caches.open('zeroshot-models-v2');
+    const key = (await cache.keys()).find((r) => r.url.endsWith('/large-typeform-layout/model.safetensors'));
+    const bytes = await (await cache.match(key)).arrayBuffer();
+    return [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  });
+  assert.equal(kept, createHash('sha256').update(weights).digest('hex'));
+  await ctx.close();
 });
 
 test('the cache is keyed by host: the same id from another hub is fetched from that hub', async () => {

@@ -34,3 +34,19 @@ export function int8Weights({ vocab = 1000, dim = 64, metadata = true } = {}) {
   };
   return safetensors(tensors, metadata ? { format: 'pt', zeroshot_weights: 'int8' } : undefined);
 }
+
+/** `file` (a safetensors file) with one more F32 tensor of `count` values in a byte pattern, which the
+ * model ignores: a file as large as wanted whose every byte is known. */
+export function withExtraTensor(file, count, name = 'zeroshot_test.padding') {
+  const headerBytes = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + headerBytes).toString());
+  const data = file.subarray(8 + headerBytes);
+  header[name] = { dtype: 'F32', shape: [count], data_offsets: [data.length, data.length + 4 * count] };
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8); // keeps the data 8-byte aligned, as safetensors does
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  const extra = Buffer.alloc(4 * count, 0);
+  for (let i = 0; i < extra.length; i++) extra[i] = (i * 131 + (i >> 10)) & 0x7f; // finite floats
+  return Buffer.concat([length, Buffer.from(json), data, extra]);
+}
