@@ -97,11 +97,17 @@ async function classify(page, { text = TEXT, labels = LABELS } = {}) {
   await page.fill('#text', text);
   await page.fill('#labels', labels);
   await page.press('#text', 'Control+Enter');
-  await page.waitForFunction(() => document.querySelector('#results .bar') || document.getElementById('error').textContent);
+  const shown = await resultShown(page);
+  return shown.error ? shown : { ...shown, progress: await page.evaluate(() => window.progressSeen) };
+}
+
+/** Waits for the bars or an error message; {labels, scores} as the bars show them, or {error}. */
+async function resultShown(page, timeout = 30000) {
+  await page.waitForFunction(() => document.querySelector('#results .bar') || document.getElementById('error').textContent, null, { timeout });
   const error = await page.textContent('#error');
   if (error) return { error };
   const rows = await page.$$eval('#results .bar', (bars) => bars.map((b) => [b.querySelector('.name').textContent, Number(b.querySelector('.value').textContent)]));
-  return { labels: rows.map((r) => r[0]), scores: rows.map((r) => r[1]), progress: await page.evaluate(() => window.progressSeen) };
+  return { labels: rows.map((r) => r[0]), scores: rows.map((r) => r[1]) };
 }
 
 function assertLikeCli(got, want) {
@@ -331,10 +337,9 @@ async function clickEarly(page) {
   await page.fill('#text', TEXT);
   await page.fill('#labels', LABELS);
   await page.click('#go');
-  await page.waitForFunction(() => document.querySelector('#results .bar') || document.getElementById('error').textContent, null, { timeout: 60000 });
-  assert.equal(await page.textContent('#error'), '');
-  const rows = await page.$$eval('#results .bar', (bars) => bars.map((b) => [b.querySelector('.name').textContent, Number(b.querySelector('.value').textContent)]));
-  return { labels: rows.map((r) => r[0]), scores: rows.map((r) => r[1]) };
+  const shown = await resultShown(page, 60000);
+  assert.equal(shown.error, undefined);
+  return shown;
 }
 
 test('a first visit on a slow link: a click before the page is ready to use every core completes; that visit runs on one thread, the next on every core', async () => {

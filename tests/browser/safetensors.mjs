@@ -12,10 +12,14 @@ export function safetensors(tensors, metadata) {
     header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  const json = Buffer.from(JSON.stringify(header));
+  return framed(JSON.stringify(header), Buffer.alloc(offset));
+}
+
+/** A safetensors file: the 8-byte little-endian header length, the JSON header, then the data. */
+function framed(json, ...data) {
   const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([length, json, Buffer.alloc(offset)]);
+  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([length, Buffer.from(json), ...data]);
 }
 
 /** A DistilBERT-shaped int8 file as the converter writes it: the word embedding and the Linear weights
@@ -44,9 +48,7 @@ export function withExtraTensor(file, count, name = 'zeroshot_test.padding') {
   header[name] = { dtype: 'F32', shape: [count], data_offsets: [data.length, data.length + 4 * count] };
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // keeps the data 8-byte aligned, as safetensors does
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
   const extra = Buffer.alloc(4 * count, 0);
   for (let i = 0; i < extra.length; i++) extra[i] = (i * 131 + (i >> 10)) & 0x7f; // finite floats
-  return Buffer.concat([length, Buffer.from(json), data, extra]);
+  return framed(json, data, extra);
 }
