@@ -1,5 +1,6 @@
-// out[t, :] = LayerNorm(word[ids[t], :] + position[t % seq, :]), one workgroup per token row.
-// Ids were checked against the vocabulary before upload. Uses `workgroup_sum` (row_sum.wgsl) and
+// out[t, :] = LayerNorm((word[ids[t], :] + token_type[types[t], :]) + position[first_position + t % seq, :]),
+// one workgroup per token row, summed in transformers' order. `ids` holds the token ids, then the
+// token types (rows each). Ids, types and positions were checked against their tables before upload. Uses `workgroup_sum` (row_sum.wgsl) and
 // `word_value(id, i)`, from embed_f32.wgsl or embed_int8.wgsl (an int8 word embedding).
 
 struct Params {
@@ -7,18 +8,25 @@ struct Params {
     seq: u32,  // tokens per sequence (positions restart every `seq` rows)
     dim: u32,
     eps: f32,
+    first_position: u32, // position id of each sequence's first token (RoBERTa: pad_token_id + 1)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
 // Binding 1 is the word embedding, declared with `word_value()` in embed_f32.wgsl / embed_int8.wgsl.
 @group(0) @binding(2) var<storage, read> position: array<f32>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> token_type: array<f32>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
 
 fn embedding(t: u32, i: u32) -> f32 {
-    return word_value(ids[t], i) + position[(t % params.seq) * params.dim + i];
+    let kind = ids[params.rows + t];
+    let p = params.first_position + t % params.seq;
+    return (word_value(ids[t], i) + token_type[kind * params.dim + i]) + position[p * params.dim + i];
 }
 
 @compute @workgroup_size(256)

@@ -3,7 +3,7 @@
 // (the packing of matmul_int8.wgsl's weights).
 
 @group(0) @binding(1) var<storage, read> word: array<u32>;
-@group(0) @binding(7) var<storage, read> word_scale: array<f32>;
+@group(0) @binding(8) var<storage, read> word_scale: array<f32>;
 
 // The signed byte times the row's scale, the f32 product torch's dequantisation makes.
 fn word_value(id: u32, i: u32) -> f32 {

@@ -24,3 +24,16 @@ fn erf_f32(x_in: f32) -> f32 {
 fn gelu(x: f32) -> f32 {
     return 0.5 * x * (1.0 + erf_f32(x * 0.70710678118654752));
 }
+
+// tanh from exp(-2|x|), which cannot overflow (WGSL's tanh may return NaN for large |x| on some
+// drivers, as sinh/cosh overflow).
+fn tanh_f32(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    let t = (1.0 - e) / (1.0 + e);
+    return select(-t, t, x >= 0.0);
+}
+
+// GELU, tanh approximation (transformers' gelu_new).
+fn gelu_tanh(x: f32) -> f32 {
+    return 0.5 * x * (1.0 + tanh_f32(0.7978845608 * (x + 0.044715 * x * x * x)));
+}

@@ -16,7 +16,7 @@ struct Params {
     n: u32,            // columns of out = rows of w
     k: u32,            // columns of a = columns of w
     a_row_stride: u32, // elements between rows of a
-    act: u32,          // epilogue: 0 none, 1 GELU (erf), 2 ReLU
+    act: u32,          // epilogue: 0 none, 1 GELU (erf), 2 ReLU, 3 GELU (tanh), 4 tanh
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -43,6 +43,12 @@ fn epilogue(v: f32) -> f32 {
     }
     if (params.act == 2u) {
         return max(v, 0.0);
+    }
+    if (params.act == 3u) {
+        return gelu_tanh(v);
+    }
+    if (params.act == 4u) {
+        return tanh_f32(v);
     }
     return v;
 }

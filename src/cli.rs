@@ -9,7 +9,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use zeroshot::backend::gpu::{GpuBackend, GpuOptions};
 use zeroshot::backend::{Backend, Batch};
 use zeroshot::convert::{WeightFormat, convert_dir};
-use zeroshot::model::DistilBert;
+use zeroshot::model::Encoder;
 use zeroshot::pipeline::{DEFAULT_TEMPLATE, hypotheses, parse_labels};
 use zeroshot::{Checkpoint, Classification, CpuBackend, Options, ZeroShotClassifier, synthetic};
 
@@ -338,15 +338,15 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     println!("{:<8}{:>10}{:>12}{:>10}  device", "backend", "shape", "ms", "GFLOP/s");
     if args.backend == "cpu" || args.backend == "both" {
         let backend = cpu_backend(args.threads);
-        let mut model = DistilBert::new(config.clone(), synthetic::random_weights(&config, 1), backend)
-            .map_err(|e| e.to_string())?;
+        let mut model =
+            Encoder::new(config.clone(), synthetic::random_weights(&config, 1), backend).map_err(|e| e.to_string())?;
         time_shapes(&mut model, &shapes, args.runs, "cpu")?;
     }
     if args.backend == "gpu" || args.backend == "both" {
         let gpu = bench_gpu()?;
         let name = gpu.adapter_name();
         let mut model =
-            DistilBert::new(config.clone(), synthetic::random_weights(&config, 1), gpu).map_err(|e| e.to_string())?;
+            Encoder::new(config.clone(), synthetic::random_weights(&config, 1), gpu).map_err(|e| e.to_string())?;
         time_shapes(&mut model, &shapes, args.runs, &name)?;
     }
     Ok(())
@@ -360,13 +360,13 @@ fn bench_models(args: &BenchArgs, shapes: &[(usize, usize)]) -> Result<(), Strin
         let load = || Checkpoint::from_dir(dir).map_err(|e| format!("{}: {e}", dir.display()));
         if args.backend == "cpu" || args.backend == "both" {
             let c = load()?;
-            let model = DistilBert::new(c.config, c.weights, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
+            let model = Encoder::new(c.config, c.weights, cpu_backend(args.threads)).map_err(|e| e.to_string())?;
             models.push((format!("{} (cpu)", dir.display()), Box::new(model) as Box<dyn Forward>));
         }
         if args.backend == "gpu" || args.backend == "both" {
             let (c, gpu) = (load()?, bench_gpu()?);
             let name = format!("{} (gpu: {})", dir.display(), gpu.adapter_name());
-            let model = DistilBert::new(c.config, c.weights, gpu).map_err(|e| e.to_string())?;
+            let model = Encoder::new(c.config, c.weights, gpu).map_err(|e| e.to_string())?;
             models.push((name, Box::new(model) as Box<dyn Forward>));
         }
     }
@@ -401,7 +401,7 @@ trait Forward {
     fn forward_blocking(&mut self, input: &Batch) -> Result<(), String>;
 }
 
-impl<B: Backend> Forward for DistilBert<B> {
+impl<B: Backend> Forward for Encoder<B> {
     fn forward_blocking(&mut self, input: &Batch) -> Result<(), String> {
         pollster::block_on(self.forward(input)).map(drop).map_err(|e| e.to_string())
     }
@@ -432,7 +432,7 @@ fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize)>, String> {
 }
 
 fn time_shapes<B: Backend>(
-    model: &mut DistilBert<B>,
+    model: &mut Encoder<B>,
     shapes: &[(usize, usize)],
     runs: usize,
     device: &str,

@@ -1,5 +1,5 @@
-//! `config.json` of a DistilBERT checkpoint, with Hugging Face's field names and defaults, checked
-//! once at load so the forward never meets a shape it cannot run.
+//! `config.json` of a checkpoint of one of the [`Family`]s, with Hugging Face's field names and
+//! defaults, checked once at load so the forward never meets a shape it cannot run.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,17 +8,23 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 
 use crate::error::{Error, Result};
+use crate::family::Family;
 
-/// FFN activation; `Gelu` is the exact erf form, as in transformers' `"gelu"`.
+/// A Linear's activation. `Gelu` is the exact erf form (transformers' `"gelu"`), `GeluTanh` the
+/// tanh approximation (`"gelu_new"`, `"gelu_pytorch_tanh"`); `Tanh` is the head's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     Gelu,
+    GeluTanh,
     Relu,
+    Tanh,
 }
 
-/// The model's shape and labels, as `DistilBertConfig` reads them.
+/// The model's shape and labels, whatever the family calls them (`dim` is DistilBERT's name for
+/// BERT's `hidden_size`, and so on).
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub family: Family,
     pub vocab_size: usize,
     /// Hidden size (768 in distilbert-base).
     pub dim: usize,
@@ -26,22 +32,41 @@ pub struct Config {
     pub n_heads: usize,
     /// FFN inner size (3072 in distilbert-base).
     pub hidden_dim: usize,
+    /// Rows of the position table, `first_position` of them unused by real tokens.
     pub max_position_embeddings: usize,
+    /// Position id of each sequence's first token (see [`Family::first_position`]).
+    pub first_position: usize,
+    /// Rows of the token-type table (0: the family has none).
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f32,
+    /// The FFN's activation.
     pub activation: Activation,
+    /// The activation after the dense layer on [CLS].
+    pub head_activation: Activation,
     /// Label names by class index (`id2label`), so `labels.len()` is the classifier's width.
     pub labels: Vec<String>,
     /// Class index of the entailment logit.
     pub entailment_id: usize,
 }
 
-/// The most positions a model may claim. The attention's scores are [tokens, tokens] per head, so
-/// a text as long as a huge claimed table would allocate gigabytes; DistilBERTs have 512.
-pub const MAX_POSITIONS: usize = 4096;
+/// The most positions a model may claim: bge-m3's 8194. Attention never holds [T, T] scores
+/// (the CPU takes queries in blocks; the GPU kernel refuses texts over its own limit), but the
+/// position table and a text of that many tokens must fit memory.
+pub const MAX_POSITIONS: usize = 8194;
 
-/// `config.json` exactly as written, before checks.
+/// What every family's config.json says the same way.
 #[derive(Deserialize)]
-struct RawConfig {
+struct RawCommon {
     model_type: Option<String>,
+    architectures: Option<Vec<String>>,
+    #[serde(default)]
+    id2label: BTreeMap<String, String>,
+    label2id: Option<OrderedLabels>,
+}
+
+/// `DistilBertConfig`'s fields and defaults.
+#[derive(Deserialize)]
+struct RawDistilBert {
     #[serde(default = "defaults::vocab_size")]
     vocab_size: usize,
     #[serde(default = "defaults::dim")]
@@ -58,12 +83,36 @@ struct RawConfig {
     activation: String,
     #[serde(default)]
     sinusoidal_pos_embds: bool,
-    #[serde(default)]
-    id2label: BTreeMap<String, String>,
-    label2id: Option<OrderedLabels>,
 }
 
-/// `DistilBertConfig`'s defaults, used where a config.json leaves a field out.
+/// `BertConfig`'s fields and defaults, which `RobertaConfig` and `XLMRobertaConfig` share but
+/// for `pad_token_id` (1) and `vocab_size`.
+#[derive(Deserialize)]
+struct RawBert {
+    vocab_size: Option<usize>,
+    #[serde(default = "defaults::dim")]
+    hidden_size: usize,
+    #[serde(default = "defaults::bert_layers")]
+    num_hidden_layers: usize,
+    #[serde(default = "defaults::n_heads")]
+    num_attention_heads: usize,
+    #[serde(default = "defaults::hidden_dim")]
+    intermediate_size: usize,
+    #[serde(default = "defaults::max_position_embeddings")]
+    max_position_embeddings: usize,
+    #[serde(default = "defaults::type_vocab_size")]
+    type_vocab_size: usize,
+    #[serde(default = "defaults::layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "defaults::activation")]
+    hidden_act: String,
+    pad_token_id: Option<usize>,
+    position_embedding_type: Option<String>,
+    #[serde(default)]
+    is_decoder: bool,
+}
+
+/// transformers' defaults, used where a config.json leaves a field out.
 mod defaults {
     pub fn vocab_size() -> usize {
         30522
@@ -74,6 +123,9 @@ mod defaults {
     pub fn n_layers() -> usize {
         6
     }
+    pub fn bert_layers() -> usize {
+        12
+    }
     pub fn n_heads() -> usize {
         12
     }
@@ -82,6 +134,12 @@ mod defaults {
     }
     pub fn max_position_embeddings() -> usize {
         512
+    }
+    pub fn type_vocab_size() -> usize {
+        2
+    }
+    pub fn layer_norm_eps() -> f64 {
+        1e-12
     }
     pub fn activation() -> String {
         "gelu".into()
@@ -111,40 +169,47 @@ impl<'de> Deserialize<'de> for OrderedLabels {
     }
 }
 
+/// The shape fields every family has, once read under the family's own names.
+struct Shape {
+    vocab_size: usize,
+    dim: usize,
+    n_layers: usize,
+    n_heads: usize,
+    hidden_dim: usize,
+    max_position_embeddings: usize,
+    type_vocab_size: usize,
+    layer_norm_eps: f64,
+    activation: String,
+    pad_token_id: usize,
+    /// Position id of a sequence's first token.
+    first_position: usize,
+}
+
 impl Config {
     /// Parses and checks `config.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let raw: RawConfig =
-            serde_json::from_slice(bytes).map_err(|e| Error::Json { file: "config.json", message: e.to_string() })?;
-        check_architecture(&raw)?;
-        let labels = id2label(&raw.id2label)?;
-        if labels.len() < 2 {
-            // softmax over one logit is 1, so every score would be 0.5 or 1: no information.
-            return Err(Error::Field {
-                file: "config.json",
-                field: "id2label",
-                reason: format!("names {} label; an NLI head has at least entailment and contradiction", labels.len()),
-            });
-        }
-        let label2id = match raw.label2id {
-            Some(OrderedLabels(pairs)) => pairs,
-            // transformers derives label2id from id2label when it is absent.
-            None => labels.iter().enumerate().map(|(i, l)| (l.clone(), i as i64)).collect(),
+        let json = |e: serde_json::Error| Error::Json { file: "config.json", message: e.to_string() };
+        let common: RawCommon = serde_json::from_slice(bytes).map_err(json)?;
+        let family = family(&common)?;
+        let shape = match family {
+            Family::DistilBert => serde_json::from_slice::<RawDistilBert>(bytes).map_err(json)?.shape()?,
+            _ => serde_json::from_slice::<RawBert>(bytes).map_err(json)?.shape(family)?,
         };
-        let entailment_id = find_entailment(&label2id, labels.len())?;
-        let activation = match raw.activation.as_str() {
-            "gelu" => Activation::Gelu,
-            "relu" => Activation::Relu,
-            other => return Err(Error::UnsupportedActivation(other.to_string())),
-        };
+        check_shape(&shape)?;
+        let (labels, entailment_id) = labels(common)?;
         Ok(Config {
-            vocab_size: raw.vocab_size,
-            dim: raw.dim,
-            n_layers: raw.n_layers,
-            n_heads: raw.n_heads,
-            hidden_dim: raw.hidden_dim,
-            max_position_embeddings: raw.max_position_embeddings,
-            activation,
+            family,
+            vocab_size: shape.vocab_size,
+            dim: shape.dim,
+            n_layers: shape.n_layers,
+            n_heads: shape.n_heads,
+            hidden_dim: shape.hidden_dim,
+            max_position_embeddings: shape.max_position_embeddings,
+            first_position: shape.first_position,
+            type_vocab_size: shape.type_vocab_size,
+            layer_norm_eps: shape.layer_norm_eps as f32,
+            activation: activation(&shape.activation)?,
+            head_activation: family.head_activation(),
             labels,
             entailment_id,
         })
@@ -160,6 +225,12 @@ impl Config {
         self.dim / self.n_heads
     }
 
+    /// Tokens one sequence may have: the position table's rows from `first_position` on
+    /// (RoBERTa's 514 rows give 512).
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.first_position)
+    }
+
     /// The contradiction logit exactly as transformers' pipeline picks it: index -1 (the last) when
     /// entailment is 0, else index 0.
     pub fn contradiction_id(&self) -> usize {
@@ -167,40 +238,148 @@ impl Config {
     }
 }
 
-fn check_architecture(raw: &RawConfig) -> Result<()> {
-    match raw.model_type.as_deref() {
-        Some("distilbert") => {}
-        other => return Err(Error::UnsupportedModelType(other.unwrap_or("(missing)").to_string())),
+/// The family `model_type` names; an `architectures` entry other than its sequence classifier
+/// (a masked-LM head, a bare encoder) is refused by name, since its weights would not be ours.
+fn family(common: &RawCommon) -> Result<Family> {
+    let model_type = common.model_type.as_deref().unwrap_or("(missing)");
+    let family = Family::from_model_type(model_type).ok_or_else(|| Error::UnsupportedModelType(model_type.into()))?;
+    if let Some(other) = common.architectures.iter().flatten().find(|a| *a != family.architecture()) {
+        return Err(Error::Field {
+            file: "config.json",
+            field: "architectures",
+            reason: format!(
+                "names {other:?}; zeroshot runs {} (an NLI model fine-tuned for sequence classification)",
+                family.architecture()
+            ),
+        });
     }
-    if raw.sinusoidal_pos_embds {
-        return Err(Error::SinusoidalPositions);
+    Ok(family)
+}
+
+impl RawDistilBert {
+    fn shape(self) -> Result<Shape> {
+        if self.sinusoidal_pos_embds {
+            return Err(Error::SinusoidalPositions);
+        }
+        Ok(Shape {
+            vocab_size: self.vocab_size,
+            dim: self.dim,
+            n_layers: self.n_layers,
+            n_heads: self.n_heads,
+            hidden_dim: self.hidden_dim,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: 0,
+            layer_norm_eps: 1e-12, // nn.LayerNorm(dim, eps=1e-12), fixed in DistilBERT
+            activation: self.activation,
+            pad_token_id: 0,
+            first_position: 0,
+        })
     }
+}
+
+impl RawBert {
+    fn shape(self, family: Family) -> Result<Shape> {
+        if let Some(kind) = self.position_embedding_type.filter(|k| k != "absolute") {
+            return Err(Error::Field {
+                file: "config.json",
+                field: "position_embedding_type",
+                reason: format!("is {kind:?}; zeroshot runs only \"absolute\" (learned) position embeddings"),
+            });
+        }
+        if self.is_decoder {
+            return Err(Error::Field {
+                file: "config.json",
+                field: "is_decoder",
+                reason: "is true; zeroshot runs encoders, which attend to every token".into(),
+            });
+        }
+        let pad_token_id = self.pad_token_id.unwrap_or(if family == Family::Bert { 0 } else { 1 });
+        Ok(Shape {
+            vocab_size: self.vocab_size.unwrap_or(if family == Family::Roberta { 50265 } else { 30522 }),
+            dim: self.hidden_size,
+            n_layers: self.num_hidden_layers,
+            n_heads: self.num_attention_heads,
+            hidden_dim: self.intermediate_size,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: self.type_vocab_size,
+            layer_norm_eps: self.layer_norm_eps,
+            activation: self.hidden_act,
+            pad_token_id,
+            first_position: family.first_position(pad_token_id),
+        })
+    }
+}
+
+fn activation(name: &str) -> Result<Activation> {
+    match name {
+        "gelu" => Ok(Activation::Gelu),
+        "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
+        "relu" => Ok(Activation::Relu),
+        other => Err(Error::UnsupportedActivation(other.to_string())),
+    }
+}
+
+fn check_shape(s: &Shape) -> Result<()> {
     for (field, value) in [
-        ("vocab_size", raw.vocab_size),
-        ("dim", raw.dim),
-        ("n_layers", raw.n_layers),
-        ("n_heads", raw.n_heads),
-        ("hidden_dim", raw.hidden_dim),
-        ("max_position_embeddings", raw.max_position_embeddings),
+        ("vocab_size", s.vocab_size),
+        ("dim", s.dim),
+        ("n_layers", s.n_layers),
+        ("n_heads", s.n_heads),
+        ("hidden_dim", s.hidden_dim),
+        ("max_position_embeddings", s.max_position_embeddings),
     ] {
         if value == 0 {
             return Err(Error::ZeroSize { field });
         }
     }
-    if raw.max_position_embeddings > MAX_POSITIONS {
+    if s.max_position_embeddings > MAX_POSITIONS {
         return Err(Error::Field {
             file: "config.json",
             field: "max_position_embeddings",
+            reason: format!("is {}; at most {MAX_POSITIONS} are supported", s.max_position_embeddings),
+        });
+    }
+    if s.first_position >= s.max_position_embeddings {
+        return Err(Error::Field {
+            file: "config.json",
+            field: "pad_token_id",
             reason: format!(
-                "is {}; at most {MAX_POSITIONS} are supported (attention memory grows with its square)",
-                raw.max_position_embeddings
+                "is {}; positions would start at {}, past the table's {} rows",
+                s.pad_token_id, s.first_position, s.max_position_embeddings
             ),
         });
     }
-    if !raw.dim.is_multiple_of(raw.n_heads) {
-        return Err(Error::HeadsDontDivide { dim: raw.dim, n_heads: raw.n_heads });
+    if !(s.layer_norm_eps.is_finite() && s.layer_norm_eps > 0.0 && s.layer_norm_eps < 1.0) {
+        return Err(Error::Field {
+            file: "config.json",
+            field: "layer_norm_eps",
+            reason: format!("is {}; a LayerNorm epsilon is a small positive number", s.layer_norm_eps),
+        });
+    }
+    if !s.dim.is_multiple_of(s.n_heads) {
+        return Err(Error::HeadsDontDivide { dim: s.dim, n_heads: s.n_heads });
     }
     Ok(())
+}
+
+/// Label names by index and the entailment index, as the pipeline finds it.
+fn labels(common: RawCommon) -> Result<(Vec<String>, usize)> {
+    let labels = id2label(&common.id2label)?;
+    if labels.len() < 2 {
+        // softmax over one logit is 1, so every score would be 0.5 or 1: no information.
+        return Err(Error::Field {
+            file: "config.json",
+            field: "id2label",
+            reason: format!("names {} label; an NLI head has at least entailment and contradiction", labels.len()),
+        });
+    }
+    let label2id = match common.label2id {
+        Some(OrderedLabels(pairs)) => pairs,
+        // transformers derives label2id from id2label when it is absent.
+        None => labels.iter().enumerate().map(|(i, l)| (l.clone(), i as i64)).collect(),
+    };
+    let entailment_id = find_entailment(&label2id, labels.len())?;
+    Ok((labels, entailment_id))
 }
 
 /// `id2label` ("0" -> "ENTAILMENT", ...) as a dense list; a gap or a non-numeric key is an error.

@@ -47,19 +47,13 @@ impl WeightFormat {
 /// Metadata key naming the weight format a converted file holds.
 pub const FORMAT_KEY: &str = "zeroshot_weights";
 
-/// Tensor-name endings of the weights int8 quantises: every `nn.Linear` of DistilBERT's
-/// classifier, and the word embedding (the largest tensor, 30522 rows).
-const INT8_WEIGHTS: [&str; 9] = [
-    "q_lin.weight",
-    "k_lin.weight",
-    "v_lin.weight",
-    "out_lin.weight",
-    "lin1.weight",
-    "lin2.weight",
-    "pre_classifier.weight",
-    "classifier.weight",
-    "word_embeddings.weight",
-];
+/// Whether int8 quantises a tensor: every 2-D `.weight` (each family's `nn.Linear`s and the word
+/// embedding, the largest tensor) but the position and token-type tables, which the embedding
+/// reads as f32.
+fn quantised(name: &str, shape: &[usize]) -> bool {
+    let tables = ["position_embeddings.weight", "token_type_embeddings.weight"];
+    shape.len() == 2 && name.ends_with(".weight") && !tables.iter().any(|t| name.ends_with(t))
+}
 
 /// One tensor of the output file: name, dtype, shape and little-endian bytes.
 type Out = (String, Dtype, Vec<usize>, Vec<u8>);
@@ -84,7 +78,7 @@ pub fn convert(src: &[u8], format: WeightFormat) -> Result<Vec<u8>> {
         let shape = view.shape().to_vec();
         match format {
             WeightFormat::F16 => out.push((name.clone(), Dtype::F16, shape, to_f16(&name, &values)?)),
-            WeightFormat::Int8 if shape.len() == 2 && INT8_WEIGHTS.iter().any(|w| name.ends_with(w)) => {
+            WeightFormat::Int8 if quantised(&name, &shape) => {
                 out.extend(quantize(name, shape, &values)?);
             }
             WeightFormat::Int8 => {

@@ -28,16 +28,22 @@ pub enum Error {
     )]
     PytorchOnly { dir: String },
 
-    #[error("model folder {dir} has neither tokenizer.json nor vocab.txt")]
+    #[error(
+        "model folder {dir} has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa)"
+    )]
     MissingTokenizer { dir: String },
 
-    #[error("config.json: model_type is {0:?}; zeroshot runs only \"distilbert\" models")]
+    #[error(
+        "config.json: model_type is {0:?}; zeroshot runs \"distilbert\", \"bert\", \"roberta\" and \"xlm-roberta\" models"
+    )]
     UnsupportedModelType(String),
 
     #[error("config.json: sinusoidal_pos_embds is true; only learned position embeddings are supported")]
     SinusoidalPositions,
 
-    #[error("config.json: activation {0:?} is not supported (use \"gelu\" or \"relu\")")]
+    #[error(
+        "config.json: activation {0:?} is not supported (\"gelu\", \"gelu_new\", \"gelu_pytorch_tanh\" and \"relu\" are)"
+    )]
     UnsupportedActivation(String),
 
     #[error("config.json: dim {dim} is not divisible by n_heads {n_heads}")]
@@ -61,7 +67,7 @@ pub enum Error {
     #[error("model.safetensors is not a valid safetensors file: {0}")]
     Safetensors(String),
 
-    #[error("model.safetensors has no tensor {name} (also looked for it without the distilbert. prefix)")]
+    #[error("model.safetensors has no tensor {name} (also looked for it without the model's prefix)")]
     MissingTensor { name: String },
 
     #[error("tensor {name} has shape {actual:?}, expected {expected:?} from config.json")]
@@ -77,7 +83,7 @@ pub enum Error {
     Tokenizer(String),
 
     #[error(
-        "the hypothesis {hypothesis:?} takes {tokens} tokens with [CLS]/[SEP]; it must leave room for the \
+        "the hypothesis {hypothesis:?} takes {tokens} tokens with the special tokens around a pair; it must leave room for the \
          text within the model's {max_len}-token limit"
     )]
     HypothesisTooLong { hypothesis: String, tokens: usize, max_len: usize },

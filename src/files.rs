@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::tokenizer::NliTokenizer;
+use crate::tokenizer::{NliTokenizer, TokenizerFiles};
 use crate::weights::{WeightBytes, Weights};
 
 /// The raw bytes of a model folder's files (a clone shares the weights' bytes).
@@ -13,7 +13,23 @@ pub struct ModelFiles {
     pub model_safetensors: WeightBytes,
     pub tokenizer_json: Option<Vec<u8>>,
     pub vocab_txt: Option<Vec<u8>>,
+    /// RoBERTa's older layout: `vocab.json` and `merges.txt`.
+    pub vocab_json: Option<Vec<u8>>,
+    pub merges_txt: Option<Vec<u8>>,
     pub tokenizer_config_json: Option<Vec<u8>>,
+}
+
+impl ModelFiles {
+    /// The tokenizer's files, borrowed.
+    pub fn tokenizer_files(&self) -> TokenizerFiles<'_> {
+        TokenizerFiles {
+            tokenizer_json: self.tokenizer_json.as_deref(),
+            vocab_txt: self.vocab_txt.as_deref(),
+            vocab_json: self.vocab_json.as_deref(),
+            merges_txt: self.merges_txt.as_deref(),
+            tokenizer_config: self.tokenizer_config_json.as_deref(),
+        }
+    }
 }
 
 /// Config, weights and tokenizer of one model, checked against each other.
@@ -27,12 +43,7 @@ impl Checkpoint {
     /// Parses and checks everything; nothing runs before this succeeds.
     pub fn load(files: ModelFiles) -> Result<Self> {
         let config = Config::from_json(&files.config_json)?;
-        let tokenizer = NliTokenizer::new(
-            files.tokenizer_json.as_deref(),
-            files.vocab_txt.as_deref(),
-            files.tokenizer_config_json.as_deref(),
-            &config,
-        )?;
+        let tokenizer = NliTokenizer::new(files.tokenizer_files(), &config)?;
         let weights = Weights::from_safetensors(files.model_safetensors, &config)?;
         Ok(Checkpoint { config, weights, tokenizer })
     }
@@ -48,8 +59,8 @@ mod native {
     use crate::error::Error;
 
     impl ModelFiles {
-        /// Reads a model folder: `config.json`, `model.safetensors`, and `tokenizer.json` or
-        /// `vocab.txt` (+ optional `tokenizer_config.json`).
+        /// Reads a model folder: `config.json`, `model.safetensors`, and `tokenizer.json`,
+        /// `vocab.txt`, or `vocab.json` + `merges.txt` (+ optional `tokenizer_config.json`).
         pub fn from_dir(dir: &Path) -> Result<Self> {
             let shown = dir.display().to_string();
             let weights_path = dir.join("model.safetensors");
@@ -64,7 +75,9 @@ mod native {
             }
             let tokenizer_json = read_optional(&dir.join("tokenizer.json"))?;
             let vocab_txt = read_optional(&dir.join("vocab.txt"))?;
-            if tokenizer_json.is_none() && vocab_txt.is_none() {
+            let vocab_json = read_optional(&dir.join("vocab.json"))?;
+            let merges_txt = read_optional(&dir.join("merges.txt"))?;
+            if tokenizer_json.is_none() && vocab_txt.is_none() && vocab_json.is_none() {
                 return Err(Error::MissingTokenizer { dir: shown });
             }
             Ok(ModelFiles {
@@ -72,6 +85,8 @@ mod native {
                 model_safetensors: Arc::new(read(&weights_path)?),
                 tokenizer_json,
                 vocab_txt,
+                vocab_json,
+                merges_txt,
                 tokenizer_config_json: read_optional(&dir.join("tokenizer_config.json"))?,
             })
         }

@@ -4,12 +4,13 @@
 //! Load path: [`files::ModelFiles`] (bytes of a Hub-layout folder) -> [`files::Checkpoint`]
 //! ([`config::Config`] + [`weights::Weights`] + [`tokenizer::NliTokenizer`]), every part checked
 //! against the others before anything runs. Then [`pipeline::ZeroShotClassifier`] runs
-//! [`model::DistilBert`] on a [`backend::Backend`] (CPU, or GPU through wgpu).
+//! [`model::Encoder`] on a [`backend::Backend`] (CPU, or GPU through wgpu).
 
 pub mod backend;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod family;
 pub mod files;
 pub mod model;
 pub mod pipeline;

@@ -1,27 +1,29 @@
-//! DistilBertForSequenceClassification, forward only, on any [`Backend`]. One function, top to
-//! bottom, shapes in comments (B = sequences, L = tokens each, D = dim, F = hidden_dim; B*L counts
-//! the padding rows, which the CPU backend leaves out).
+//! The `*ForSequenceClassification` forward of every [`crate::family::Family`] (DistilBERT, BERT,
+//! RoBERTa, XLM-R: post-LN encoders with learned positions), on any [`Backend`]. One function,
+//! top to bottom, shapes in comments (B = sequences, L = tokens each, D = dim, F = hidden_dim;
+//! B*L counts the padding rows, which the CPU backend leaves out). The families differ only in
+//! data read at load: tensor names, position offset, token types, epsilons, activations.
 
 use crate::backend::{Backend, Batch, Queries};
-use crate::config::{Activation, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::weights::Weights;
 
 /// The model with its weights held by a backend.
-pub struct DistilBert<B: Backend> {
+pub struct Encoder<B: Backend> {
     pub config: Config,
     backend: B,
     weights: Weights<B::Tensor>,
 }
 
-impl<B: Backend> DistilBert<B> {
+impl<B: Backend> Encoder<B> {
     /// Hands the weights to the backend (an upload, for a GPU).
     pub fn new(config: Config, weights: Weights, mut backend: B) -> Result<Self> {
         if weights.layers.is_empty() {
             return Err(Error::ZeroSize { field: "n_layers" });
         }
         let weights = backend.load_weights(weights)?;
-        Ok(DistilBert { config, backend, weights })
+        Ok(Encoder { config, backend, weights })
     }
 
     /// What runs the model: "cpu" or "gpu".
@@ -51,7 +53,8 @@ impl<B: Backend> DistilBert<B> {
 
     /// One tiny forward, so pipelines are compiled and buffers exist before the first real call.
     pub async fn warm_up(&mut self) -> Result<()> {
-        self.forward(&Batch::pad(&[vec![0, 0]])).await.map(drop)
+        let first = self.config.first_position;
+        self.forward(&Batch::pad_typed(&[vec![0, 0]], &[vec![0, 0]], first)).await.map(drop)
     }
 
     /// Logits for every sequence of the batch: [B, num_labels], row-major.
@@ -59,7 +62,8 @@ impl<B: Backend> DistilBert<B> {
         self.check(batch)?;
         let (b, w, cfg) = (&mut self.backend, &self.weights, &self.config);
         let input = b.upload_batch(batch)?;
-        let mut x = b.embed(&input, &w.embeddings)?; // [B*L, D]
+        // LayerNorm(word + token type + position): [B*L, D]
+        let mut x = b.embed(&input, &w.embeddings)?;
         let last = w.layers.len() - 1; // `new` refuses 0 layers
         for (i, layer) in w.layers.iter().enumerate() {
             // The classifier reads only [CLS]: after the last layer's attention (whose keys and
@@ -69,13 +73,14 @@ impl<B: Backend> DistilBert<B> {
             // softmax(q k^T / sqrt(D / n_heads)) v per head, q | k | v from one fused Linear.
             let ctx = b.self_attention(&x, &att.qkv, &input, cfg.n_heads, queries)?; // [R, D]
             let residual = if i == last { b.cls_rows(&x, &input)? } else { x }; // [R, D]
-            let sa = b.linear(&ctx, &att.out_lin, None)?; // [R, D]
-            x = b.add_layer_norm(&sa, &residual, &layer.sa_layer_norm)?; // post-LN: [R, D]
-            let h = b.linear(&x, &layer.ffn.lin1, Some(cfg.activation))?; // [R, F]
-            let f = b.linear(&h, &layer.ffn.lin2, None)?; // [R, D]
-            x = b.add_layer_norm(&f, &x, &layer.output_layer_norm)?; // [R, D]
+            let sa = b.linear(&ctx, &att.output, None)?; // [R, D]
+            x = b.add_layer_norm(&sa, &residual, &layer.attention_norm)?; // post-LN: [R, D]
+            let h = b.linear(&x, &layer.ffn.up, Some(cfg.activation))?; // [R, F]
+            let f = b.linear(&h, &layer.ffn.down, None)?; // [R, D]
+            x = b.add_layer_norm(&f, &x, &layer.output_norm)?; // [R, D]
         }
-        let pooled = b.linear(&x, &w.pre_classifier, Some(Activation::Relu))?; // [B, D]
+        // dense + ReLU (DistilBERT) or tanh (BERT's pooler, RoBERTa's head) on [CLS]: [B, D]
+        let pooled = b.linear(&x, &w.pooler, Some(cfg.head_activation))?;
         let logits = b.linear(&pooled, &w.classifier, None)?; // [B, num_labels]
         b.read(&logits).await
     }
@@ -85,11 +90,18 @@ impl<B: Backend> DistilBert<B> {
         if batch.batch == 0 || batch.seq == 0 {
             return Err(Error::Backend("empty batch".into()));
         }
-        if batch.seq > self.config.max_position_embeddings {
+        if batch.seq > self.config.max_tokens() || batch.first_position != self.config.first_position {
             return Err(Error::Backend(format!(
-                "sequences of {} tokens exceed the model's {} positions",
-                batch.seq, self.config.max_position_embeddings
+                "sequences of {} tokens from position {} exceed the model's {} positions from {}",
+                batch.seq,
+                batch.first_position,
+                self.config.max_tokens(),
+                self.config.first_position
             )));
+        }
+        let types = self.config.type_vocab_size.max(1); // one zero row where the family has none
+        if let Some(&kind) = batch.type_ids.iter().find(|&&t| t as usize >= types) {
+            return Err(Error::Backend(format!("token type {kind} outside the model's {types}")));
         }
         if let Some(&id) = batch.ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
             return Err(Error::TokenIdOutOfRange { id, vocab_size: self.config.vocab_size });

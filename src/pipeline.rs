@@ -3,12 +3,14 @@
 //! one label or multi-label scores each label by softmax over [contradiction, entailment], else the
 //! entailment logits are softmaxed across labels. Results are sorted by score, descending.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::backend::{Backend, Batch};
 use crate::error::{Error, Result};
 use crate::files::Checkpoint;
-use crate::model::DistilBert;
+use crate::model::Encoder;
 pub use crate::template::{hypotheses, hypothesis};
 use crate::tokenizer::{NliTokenizer, PairEncoding};
 
@@ -51,14 +53,14 @@ pub fn parse_labels(labels: &str) -> Vec<String> {
 /// A loaded model ready to classify.
 pub struct ZeroShotClassifier<B: Backend> {
     tokenizer: NliTokenizer,
-    model: DistilBert<B>,
+    model: Encoder<B>,
 }
 
 impl<B: Backend> ZeroShotClassifier<B> {
     pub fn new(checkpoint: Checkpoint, backend: B) -> Result<Self> {
         let Checkpoint { config, weights, tokenizer } = checkpoint;
         backend.supports(&config, tokenizer.max_len())?;
-        Ok(ZeroShotClassifier { tokenizer, model: DistilBert::new(config, weights, backend)? })
+        Ok(ZeroShotClassifier { tokenizer, model: Encoder::new(config, weights, backend)? })
     }
 
     /// What runs the model: "cpu" or "gpu".
@@ -112,22 +114,33 @@ impl<B: Backend> ZeroShotClassifier<B> {
     }
 
     /// Logits of every pair of the texts that encoded, [text][label][num_labels] (empty for the
-    /// others). The pairs run shortest first, so each forward pads little.
+    /// others). Pairs with the same ids (labels that tokenize alike) run once, so they tie
+    /// exactly, as in transformers; the rest run shortest first, so each forward pads little.
     async fn logits_by_text(
         &mut self,
         encoded: &[Result<Vec<PairEncoding>>],
         n_labels: usize,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
-        let mut pairs: Vec<(usize, usize, &[u32])> = Vec::new(); // (text, label, ids)
+        let mut unique: Vec<&PairEncoding> = Vec::new();
+        let mut index: HashMap<(&[u32], &[u32]), usize> = HashMap::new();
+        let mut pairs: Vec<(usize, usize, usize)> = Vec::new(); // (text, label, unique pair)
         for (t, encodings) in encoded.iter().enumerate() {
-            let ok = encodings.as_deref().unwrap_or_default();
-            pairs.extend(ok.iter().enumerate().map(|(l, e)| (t, l, &e.ids[..])));
+            for (l, e) in encodings.as_deref().unwrap_or_default().iter().enumerate() {
+                let u = *index.entry((&e.ids, &e.type_ids)).or_insert_with(|| {
+                    unique.push(e);
+                    unique.len() - 1
+                });
+                pairs.push((t, l, u));
+            }
         }
-        pairs.sort_by_key(|&(_, _, ids)| ids.len());
-        let flat = self.logits_of(&pairs.iter().map(|&(_, _, ids)| ids).collect::<Vec<_>>()).await?;
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by_key(|&u| unique[u].ids.len());
+        let flat = self.logits_of(&order.iter().map(|&u| unique[u]).collect::<Vec<_>>()).await?;
+        let mut by_unique = vec![Vec::new(); unique.len()];
+        order.into_iter().zip(flat).for_each(|(u, row)| by_unique[u] = row);
         let mut logits = vec![vec![Vec::new(); n_labels]; encoded.len()];
-        for (&(t, l, _), row) in pairs.iter().zip(flat) {
-            logits[t][l] = row;
+        for (t, l, u) in pairs {
+            logits[t][l] = by_unique[u].clone();
         }
         Ok(logits)
     }
@@ -159,12 +172,12 @@ impl<B: Backend> ZeroShotClassifier<B> {
 
     /// Raw logits per pair, [pairs][num_labels], run in chunks the backend can hold.
     pub async fn logits(&mut self, encodings: &[PairEncoding]) -> Result<Vec<Vec<f32>>> {
-        self.logits_of(&encodings.iter().map(|e| &e.ids[..]).collect::<Vec<_>>()).await
+        self.logits_of(&encodings.iter().collect::<Vec<_>>()).await
     }
 
-    /// Logits for id sequences, [sequences][num_labels], in forwards of the sizes [`fitting`]
+    /// Logits for encoded pairs, [pairs][num_labels], in forwards of the sizes [`fitting`]
     /// picks (sorted input pads little).
-    async fn logits_of(&mut self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+    async fn logits_of(&mut self, sequences: &[&PairEncoding]) -> Result<Vec<Vec<f32>>> {
         let (num_labels, max_rows) = (self.model.config.num_labels(), self.model.max_rows());
         let allowance = self.model.padding_allowance();
         let mut out = Vec::with_capacity(sequences.len());
@@ -172,8 +185,10 @@ impl<B: Backend> ZeroShotClassifier<B> {
         while !rest.is_empty() {
             let take = fitting(rest, max_rows, allowance);
             let (chunk, tail) = rest.split_at(take);
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|s| s.to_vec()).collect();
-            let flat = self.model.forward(&Batch::pad(&ids)).await?;
+            let ids: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
+            let types: Vec<Vec<u32>> = chunk.iter().map(|e| e.type_ids.clone()).collect();
+            let first = self.model.config.first_position;
+            let flat = self.model.forward(&Batch::pad_typed(&ids, &types, first)).await?;
             out.extend(flat.chunks_exact(num_labels).map(<[f32]>::to_vec));
             rest = tail;
         }
@@ -197,12 +212,12 @@ impl<B: Backend> ZeroShotClassifier<B> {
 /// longest) fits `max_rows`, and either the longest is at most 9/8 of the shortest (padding wastes
 /// at most a ninth, which the CPU's larger matmuls win back) or the padding is at most `allowance`
 /// rows (the fixed cost of another forward); at least one.
-fn fitting(sequences: &[&[u32]], max_rows: usize, allowance: usize) -> usize {
-    let shortest = sequences.first().map_or(1, |s| s.len().max(1));
+fn fitting(sequences: &[&PairEncoding], max_rows: usize, allowance: usize) -> usize {
+    let shortest = sequences.first().map_or(1, |s| s.ids.len().max(1));
     let (mut longest, mut tokens) = (1, 0);
     for (i, s) in sequences.iter().enumerate() {
-        longest = longest.max(s.len());
-        tokens += s.len();
+        longest = longest.max(s.ids.len());
+        tokens += s.ids.len();
         let padded = (i + 1) * longest;
         if padded > max_rows || (longest * 8 > shortest * 9 && padded - tokens > allowance) {
             return i.max(1);

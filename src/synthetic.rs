@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::weights::{Embeddings, Ffn, LayerNorm, Linear, MultiHeadSelfAttention, Tensor, TransformerBlock, Weights};
+use crate::weights::{Attention, Block, Embeddings, Ffn, LayerNorm, Linear, Tensor, Weights};
 
 /// `config.json` of typeform/distilbert-base-uncased-mnli, as the Hub has it (the fields we read).
 pub const TYPEFORM_CONFIG: &str = r#"{
@@ -45,9 +45,9 @@ impl Random {
         Linear { weight: self.tensor(&[out, inp], (3.0 / inp as f32).sqrt()), bias: self.tensor(&[out], 0.1) }
     }
 
-    fn layer_norm(&mut self, dim: usize) -> LayerNorm {
+    fn layer_norm(&mut self, dim: usize, eps: f32) -> LayerNorm {
         let gamma = self.values(dim, 0.1).iter().map(|g| 1.0 + g).collect();
-        LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: self.tensor(&[dim], 0.1) }
+        LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: self.tensor(&[dim], 0.1), eps }
     }
 }
 
@@ -59,30 +59,34 @@ pub fn random_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 /// Random weights of `config`'s shapes.
 pub fn random_weights(config: &Config, seed: u64) -> Weights {
     let mut r = Random::new(seed);
-    let (d, h) = (config.dim, config.hidden_dim);
+    let (d, h, eps) = (config.dim, config.hidden_dim, config.layer_norm_eps);
     let embeddings = Embeddings {
         word_embeddings: r.tensor(&[config.vocab_size, d], 1.0),
         position_embeddings: r.tensor(&[config.max_position_embeddings, d], 1.0),
-        layer_norm: r.layer_norm(d),
+        token_type_embeddings: match config.type_vocab_size {
+            0 => Tensor::from_vec(vec![1, d], vec![0.0; d]), // a family without types (see weights.rs)
+            n => r.tensor(&[n, d], 1.0),
+        },
+        layer_norm: r.layer_norm(d, eps),
     };
     let layers = (0..config.n_layers)
-        .map(|_| TransformerBlock {
-            attention: MultiHeadSelfAttention { qkv: r.linear(3 * d, d), out_lin: r.linear(d, d) },
-            sa_layer_norm: r.layer_norm(d),
-            ffn: Ffn { lin1: r.linear(h, d), lin2: r.linear(d, h) },
-            output_layer_norm: r.layer_norm(d),
+        .map(|_| Block {
+            attention: Attention { qkv: r.linear(3 * d, d), output: r.linear(d, d) },
+            attention_norm: r.layer_norm(d, eps),
+            ffn: Ffn { up: r.linear(h, d), down: r.linear(d, h) },
+            output_norm: r.layer_norm(d, eps),
         })
         .collect();
-    Weights { embeddings, layers, pre_classifier: r.linear(d, d), classifier: r.linear(config.num_labels(), d) }
+    Weights { embeddings, layers, pooler: r.linear(d, d), classifier: r.linear(config.num_labels(), d) }
 }
 
 /// Multiply-adds x 2 of one forward over `batch` sequences of `seq` tokens, as the forward does
-/// them: every layer's fused qkv on every token; attention, out_lin and the FFN for every token
+/// them: every layer's fused qkv on every token; attention, its output projection and the FFN for every token
 /// except in the last layer, which does them for the [CLS] rows only.
 pub fn forward_flops(config: &Config, batch: usize, seq: usize) -> f64 {
     let (d, h, b) = (config.dim as f64, config.hidden_dim as f64, batch as f64);
     let (tokens, layers) = (b * seq as f64, config.n_layers as f64);
-    // Per query row: scores and context over `seq` keys, out_lin, FFN.
+    // Per query row: scores and context over `seq` keys, output projection, FFN.
     let per_query = 2.0 * seq as f64 * d + d * d + 2.0 * d * h;
     let queries = (layers - 1.0) * tokens + b;
     let head = b * (d * d + d * config.num_labels() as f64);

@@ -120,6 +120,8 @@ pub async fn load_classifier(
     weights: WeightsBuffer,
     tokenizer_json: Option<Vec<u8>>,
     vocab_txt: Option<Vec<u8>>,
+    vocab_json: Option<Vec<u8>>,
+    merges_txt: Option<Vec<u8>>,
     tokenizer_config_json: Option<Vec<u8>>,
     backend: String,
     cpu_fallback: bool,
@@ -130,6 +132,8 @@ pub async fn load_classifier(
         model_safetensors: Arc::new(weights.bytes),
         tokenizer_json,
         vocab_txt,
+        vocab_json,
+        merges_txt,
         tokenizer_config_json,
     };
     let inner = match backend.as_str() {

@@ -1,5 +1,5 @@
-//! DistilBERT weights from `model.safetensors`. Checkpoint tensor names live here and nowhere
-//! else: one struct per module, fields named after the tensors they hold.
+//! An encoder's weights from `model.safetensors`: one struct per module, the same for every
+//! [`Family`](crate::family::Family); the family's [`Names`] say which checkpoint tensor fills which field.
 //!
 //! F32 tensors are borrowed from the loaded file (no copy of the 268 MB buffer) whenever their
 //! bytes are 4-byte aligned; F16/BF16 (and misaligned F32) are converted to owned f32.
@@ -10,6 +10,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::family::Names;
 
 /// The bytes of a `model.safetensors` file, shared by every tensor borrowed from it.
 pub type WeightBytes = Arc<Vec<u8>>;
@@ -201,51 +202,54 @@ pub struct Linear<T = Tensor> {
     pub bias: T,
 }
 
-/// `nn.LayerNorm`: `weight` (gamma) and `bias` (beta), both [dim].
+/// `nn.LayerNorm`: `weight` (gamma) and `bias` (beta), both [dim], and the config's epsilon.
 pub struct LayerNorm<T = Tensor> {
     pub weight: T,
     pub bias: T,
+    pub eps: f32,
 }
 
-/// `distilbert.embeddings`.
+/// The embeddings: `LayerNorm(word[id] + token_type[type] + position[p])`.
 pub struct Embeddings<T = Tensor> {
     /// [vocab_size, dim]
     pub word_embeddings: T,
     /// [max_position_embeddings, dim]
     pub position_embeddings: T,
-    /// Checkpoint name `embeddings.LayerNorm`.
+    /// [type_vocab_size, dim]; one row of zeros for a family without types (adding it changes
+    /// no bit), so every family's embedding is the same sum.
+    pub token_type_embeddings: T,
     pub layer_norm: LayerNorm<T>,
 }
 
-/// `distilbert.transformer.layer.{i}.attention`.
-pub struct MultiHeadSelfAttention<T = Tensor> {
-    /// `q_lin`, `k_lin` and `v_lin` as one: weight [3*dim, dim] (stacked, see [`Tensor::stack`]),
-    /// bias [3*dim], so one matmul gives q | k | v side by side ([rows, 3*dim]) instead of three.
+/// A block's self-attention projections.
+pub struct Attention<T = Tensor> {
+    /// q, k and v as one: weight [3*dim, dim] (stacked, see [`Tensor::stack`]), bias [3*dim],
+    /// so one matmul gives q | k | v side by side ([rows, 3*dim]) instead of three.
     pub qkv: Linear<T>,
     /// [dim, dim]
-    pub out_lin: Linear<T>,
+    pub output: Linear<T>,
 }
 
-/// `distilbert.transformer.layer.{i}.ffn`: lin1 [hidden_dim, dim], lin2 [dim, hidden_dim].
+/// A block's feed-forward network: up [hidden_dim, dim], then the activation, then down [dim, hidden_dim].
 pub struct Ffn<T = Tensor> {
-    pub lin1: Linear<T>,
-    pub lin2: Linear<T>,
+    pub up: Linear<T>,
+    pub down: Linear<T>,
 }
 
-/// `distilbert.transformer.layer.{i}`: a post-LN encoder block.
-pub struct TransformerBlock<T = Tensor> {
-    pub attention: MultiHeadSelfAttention<T>,
-    pub sa_layer_norm: LayerNorm<T>,
+/// A post-LN encoder block.
+pub struct Block<T = Tensor> {
+    pub attention: Attention<T>,
+    pub attention_norm: LayerNorm<T>,
     pub ffn: Ffn<T>,
-    pub output_layer_norm: LayerNorm<T>,
+    pub output_norm: LayerNorm<T>,
 }
 
-/// All of `DistilBertForSequenceClassification`.
+/// All of a `*ForSequenceClassification` checkpoint.
 pub struct Weights<T = Tensor> {
     pub embeddings: Embeddings<T>,
-    pub layers: Vec<TransformerBlock<T>>,
-    /// [dim, dim]
-    pub pre_classifier: Linear<T>,
+    pub layers: Vec<Block<T>>,
+    /// The dense layer on [CLS], [dim, dim] (`pre_classifier`, `pooler.dense`, `classifier.dense`).
+    pub pooler: Linear<T>,
     /// [num_labels, dim]
     pub classifier: Linear<T>,
 }
@@ -302,7 +306,19 @@ impl<T> Linear<T> {
 impl<T> LayerNorm<T> {
     /// Both tensors through `f`.
     pub fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<LayerNorm<U>> {
-        Ok(LayerNorm { weight: f(self.weight)?, bias: f(self.bias)? })
+        Ok(LayerNorm { weight: f(self.weight)?, bias: f(self.bias)?, eps: self.eps })
+    }
+}
+
+impl<T> Embeddings<T> {
+    /// Every tensor through `f`.
+    pub fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<Embeddings<U>> {
+        Ok(Embeddings {
+            word_embeddings: f(self.word_embeddings)?,
+            position_embeddings: f(self.position_embeddings)?,
+            token_type_embeddings: f(self.token_type_embeddings)?,
+            layer_norm: self.layer_norm.try_map(f)?,
+        })
     }
 }
 
@@ -314,64 +330,52 @@ impl<T> Weights<T> {
         mut tensor: impl FnMut(T) -> Result<U>,
         mut linear: impl FnMut(Linear<T>) -> Result<Linear<U>>,
     ) -> Result<Weights<U>> {
-        let e = self.embeddings;
-        let embeddings = Embeddings {
-            word_embeddings: tensor(e.word_embeddings)?,
-            position_embeddings: tensor(e.position_embeddings)?,
-            layer_norm: e.layer_norm.try_map(&mut tensor)?,
-        };
+        let embeddings = self.embeddings.try_map(&mut tensor)?;
         let mut layers = Vec::with_capacity(self.layers.len());
         for l in self.layers {
             let a = l.attention;
-            layers.push(TransformerBlock {
-                attention: MultiHeadSelfAttention { qkv: linear(a.qkv)?, out_lin: linear(a.out_lin)? },
-                sa_layer_norm: l.sa_layer_norm.try_map(&mut tensor)?,
-                ffn: Ffn { lin1: linear(l.ffn.lin1)?, lin2: linear(l.ffn.lin2)? },
-                output_layer_norm: l.output_layer_norm.try_map(&mut tensor)?,
+            layers.push(Block {
+                attention: Attention { qkv: linear(a.qkv)?, output: linear(a.output)? },
+                attention_norm: l.attention_norm.try_map(&mut tensor)?,
+                ffn: Ffn { up: linear(l.ffn.up)?, down: linear(l.ffn.down)? },
+                output_norm: l.output_norm.try_map(&mut tensor)?,
             });
         }
-        Ok(Weights {
-            embeddings,
-            layers,
-            pre_classifier: linear(self.pre_classifier)?,
-            classifier: linear(self.classifier)?,
-        })
+        Ok(Weights { embeddings, layers, pooler: linear(self.pooler)?, classifier: linear(self.classifier)? })
     }
 }
 
 impl Weights {
-    /// Reads and checks every tensor the model needs from a `model.safetensors` buffer.
+    /// Reads and checks every tensor the model needs from a `model.safetensors` buffer, under the
+    /// names of `config.family`.
     pub fn from_safetensors(bytes: WeightBytes, config: &Config) -> Result<Self> {
         let file = SafeTensors::deserialize(&bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
-        check_layer_count(&file, config.n_layers)?;
-        let loader = Loader { file, bytes: &bytes };
+        let names = config.family.names();
+        check_layer_count(&file, names, config.n_layers)?;
+        let loader = Loader { file, bytes: &bytes, names, eps: config.layer_norm_eps };
         let (d, h) = (config.dim, config.hidden_dim);
-        let embeddings = Embeddings {
-            word_embeddings: loader
-                .weight(&loader.backbone("embeddings.word_embeddings.weight")?, &[config.vocab_size, d])?,
-            position_embeddings: loader.named(
-                &loader.backbone("embeddings.position_embeddings.weight")?,
-                &[config.max_position_embeddings, d],
-            )?,
-            layer_norm: loader.layer_norm("embeddings.LayerNorm", d)?,
-        };
         let layers = (0..config.n_layers)
-            .map(|i| loader.block(&format!("transformer.layer.{i}"), d, h))
+            .map(|i| loader.block(&format!("{}.{i}", names.layers), d, h))
             .collect::<Result<Vec<_>>>()?;
+        let pooler = match names.pooler_in_backbone {
+            true => loader.linear(names.pooler, d, d)?,
+            false => loader.head_linear(names.pooler, d, d)?,
+        };
         Ok(Weights {
-            embeddings,
+            embeddings: loader.embeddings(config)?,
             layers,
-            pre_classifier: loader.head_linear("pre_classifier", d, d)?,
-            classifier: loader.head_linear("classifier", config.num_labels(), d)?,
+            pooler,
+            classifier: loader.head_linear(names.classifier, config.num_labels(), d)?,
         })
     }
 }
 
-/// A `transformer.layer.N` tensor beyond `n_layers` means config.json describes a truncated
-/// model, which would run without error and give other scores than the file's author saw.
-fn check_layer_count(file: &SafeTensors, n_layers: usize) -> Result<()> {
+/// A block tensor beyond `n_layers` means config.json describes a truncated model, which would
+/// run without error and give other scores than the file's author saw.
+fn check_layer_count(file: &SafeTensors, names: &Names, n_layers: usize) -> Result<()> {
     let layer_of = |name: &str| {
-        let rest = name.strip_prefix("distilbert.").unwrap_or(name).strip_prefix("transformer.layer.")?;
+        let rest = name.strip_prefix(names.backbone).and_then(|r| r.strip_prefix('.')).unwrap_or(name);
+        let rest = rest.strip_prefix(names.layers)?.strip_prefix('.')?;
         rest.split('.').next()?.parse::<usize>().ok()
     };
     match file.names().into_iter().find(|name| layer_of(name).is_some_and(|i| i >= n_layers)) {
@@ -390,26 +394,41 @@ fn check_layer_count(file: &SafeTensors, n_layers: usize) -> Result<()> {
 struct Loader<'a> {
     file: SafeTensors<'a>,
     bytes: &'a WeightBytes,
+    names: &'static Names,
+    eps: f32,
 }
 
 impl Loader<'_> {
-    fn block(&self, p: &str, d: usize, h: usize) -> Result<TransformerBlock> {
-        Ok(TransformerBlock {
-            attention: MultiHeadSelfAttention {
-                qkv: Linear::stack(
-                    ["q_lin", "k_lin", "v_lin"]
-                        .map(|name| self.linear(&format!("{p}.attention.{name}"), d, d))
-                        .into_iter()
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-                out_lin: self.linear(&format!("{p}.attention.out_lin"), d, d)?,
+    fn embeddings(&self, config: &Config) -> Result<Embeddings> {
+        let (n, d) = (self.names, config.dim);
+        let word = self.backbone(&format!("{}.weight", n.word_embeddings))?;
+        let position = self.backbone(&format!("{}.weight", n.position_embeddings))?;
+        let token_type_embeddings = match n.token_type_embeddings {
+            Some(name) => self.named(&self.backbone(&format!("{name}.weight"))?, &[config.type_vocab_size, d])?,
+            None => Tensor::from_vec(vec![1, d], vec![0.0; d]),
+        };
+        Ok(Embeddings {
+            word_embeddings: self.weight(&word, &[config.vocab_size, d])?,
+            position_embeddings: self.named(&position, &[config.max_position_embeddings, d])?,
+            token_type_embeddings,
+            layer_norm: self.layer_norm(n.embeddings_norm, d)?,
+        })
+    }
+
+    fn block(&self, p: &str, d: usize, h: usize) -> Result<Block> {
+        let n = self.names;
+        let qkv = n.qkv.map(|name| self.linear(&format!("{p}.{name}"), d, d));
+        Ok(Block {
+            attention: Attention {
+                qkv: Linear::stack(qkv.into_iter().collect::<Result<Vec<_>>>()?),
+                output: self.linear(&format!("{p}.{}", n.attention_output), d, d)?,
             },
-            sa_layer_norm: self.layer_norm(&format!("{p}.sa_layer_norm"), d)?,
+            attention_norm: self.layer_norm(&format!("{p}.{}", n.attention_norm), d)?,
             ffn: Ffn {
-                lin1: self.linear(&format!("{p}.ffn.lin1"), h, d)?,
-                lin2: self.linear(&format!("{p}.ffn.lin2"), d, h)?,
+                up: self.linear(&format!("{p}.{}", n.ffn_up), h, d)?,
+                down: self.linear(&format!("{p}.{}", n.ffn_down), d, h)?,
             },
-            output_layer_norm: self.layer_norm(&format!("{p}.output_layer_norm"), d)?,
+            output_norm: self.layer_norm(&format!("{p}.{}", n.output_norm), d)?,
         })
     }
 
@@ -424,10 +443,11 @@ impl Loader<'_> {
         Ok(LayerNorm {
             weight: self.named(&self.backbone(&format!("{prefix}.weight"))?, &[dim])?,
             bias: self.named(&self.backbone(&format!("{prefix}.bias"))?, &[dim])?,
+            eps: self.eps,
         })
     }
 
-    /// The classification head sits outside `distilbert.` in transformers' checkpoints.
+    /// The classification head sits outside the backbone in transformers' checkpoints.
     fn head_linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Linear> {
         Ok(Linear {
             weight: self.weight(&format!("{prefix}.weight"), &[out, inp])?,
@@ -435,10 +455,10 @@ impl Loader<'_> {
         })
     }
 
-    /// A backbone tensor's name: `distilbert.{name}` as `DistilBertForSequenceClassification`
-    /// saves it, or bare `{name}` as a `DistilBertModel` export does.
+    /// A backbone tensor's name: `{backbone}.{name}` as `*ForSequenceClassification` saves it,
+    /// or bare `{name}` as an encoder export (`DistilBertModel`) does.
     fn backbone(&self, name: &str) -> Result<String> {
-        let prefixed = format!("distilbert.{name}");
+        let prefixed = format!("{}.{name}", self.names.backbone);
         match self.file.tensor(&prefixed) {
             Ok(_) => Ok(prefixed),
             Err(_) if self.file.tensor(name).is_ok() => Ok(name.to_string()),

@@ -40,11 +40,14 @@ fn fixtures_parse_with_their_label_orders() {
         ("f16-relu", 1, 0),
         ("typeform-layout-int8", 0, 2),
         ("typeform-layout-f16", 0, 2),
+        ("bert-vocab", 0, 1),
+        ("roberta-bpe", 2, 0),
+        ("roberta-json", 0, 1),
+        ("xlmr-unigram", 0, 1),
     ];
     for (name, entail, contra) in expected {
         let c = Config::from_json(&files(name).config_json).unwrap();
         assert_eq!((c.entailment_id, c.contradiction_id()), (entail, contra), "{name}");
-        assert_eq!(c.num_labels(), 3);
     }
     assert_eq!(FIXTURES.len(), expected.len());
     let f16 = Config::from_json(&files("f16-relu").config_json).unwrap();
@@ -87,7 +90,22 @@ type Edit = dyn FnOnce(&mut serde_json::Value);
 #[test]
 fn refusals_name_the_problem() {
     let cases: Vec<(Box<Edit>, &str)> = vec![
-        (Box::new(|v| v["model_type"] = json!("bert")), r#"model_type is "bert"; zeroshot runs only "distilbert""#),
+        (
+            Box::new(|v| v["model_type"] = json!("deberta-v2")),
+            r#"model_type is "deberta-v2"; zeroshot runs "distilbert", "bert", "roberta" and "xlm-roberta" models"#,
+        ),
+        (
+            Box::new(|v| v["architectures"] = json!(["DistilBertForMaskedLM"])),
+            r#"architectures names "DistilBertForMaskedLM"; zeroshot runs DistilBertForSequenceClassification"#,
+        ),
+        // BERT's config with DistilBERT's architecture: the weights would be another family's.
+        (
+            Box::new(|v| {
+                v["model_type"] = json!("bert");
+                v["architectures"] = json!(["DistilBertForSequenceClassification"]);
+            }),
+            r#"architectures names "DistilBertForSequenceClassification"; zeroshot runs BertForSequenceClassification"#,
+        ),
         (
             Box::new(|v| {
                 v.as_object_mut().unwrap().remove("model_type");
@@ -95,7 +113,7 @@ fn refusals_name_the_problem() {
             r#"model_type is "(missing)""#,
         ),
         (Box::new(|v| v["sinusoidal_pos_embds"] = json!(true)), "sinusoidal_pos_embds is true"),
-        (Box::new(|v| v["activation"] = json!("gelu_new")), r#"activation "gelu_new" is not supported"#),
+        (Box::new(|v| v["activation"] = json!("gelu_fast")), r#"activation "gelu_fast" is not supported"#),
         (Box::new(|v| v["n_heads"] = json!(3)), "dim 16 is not divisible by n_heads 3"),
         (Box::new(|v| v["n_layers"] = json!(0)), "n_layers must be at least 1"),
         (
@@ -124,4 +142,56 @@ fn refusals_name_the_problem() {
 #[test]
 fn error_variants_match() {
     assert!(matches!(config_with(|v| v["sinusoidal_pos_embds"] = json!(true)), Err(Error::SinusoidalPositions)));
+}
+
+/// A BERT-family config.json as save_pretrained writes it (fields as `BertConfig` names them).
+fn bert_family_config(model_type: &str, architecture: &str) -> serde_json::Value {
+    json!({
+        "model_type": model_type, "architectures": [architecture],
+        "vocab_size": 500, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 64, "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1,
+        "layer_norm_eps": 1e-5, "hidden_act": "gelu_new",
+        "id2label": {"0": "entailment", "1": "not_entailment"}, "label2id": {"entailment": 0, "not_entailment": 1},
+    })
+}
+
+#[test]
+fn bert_roberta_and_xlm_roberta_configs_read_their_own_fields() {
+    let parse = |v: &serde_json::Value| Config::from_json(&serde_json::to_vec(v).unwrap());
+    let roberta = parse(&bert_family_config("roberta", "RobertaForSequenceClassification")).unwrap();
+    assert_eq!((roberta.dim, roberta.n_layers, roberta.n_heads, roberta.hidden_dim), (32, 2, 4, 64));
+    // Positions count from pad_token_id + 1: 514 rows hold 512 tokens.
+    assert_eq!((roberta.first_position, roberta.max_tokens(), roberta.type_vocab_size), (2, 512, 1));
+    assert_eq!(
+        (roberta.layer_norm_eps, roberta.activation, roberta.head_activation),
+        (1e-5, Activation::GeluTanh, Activation::Tanh)
+    );
+    // A two-label entailment model: entailment 0, so "contradiction" is the last (not_entailment).
+    assert_eq!((roberta.entailment_id, roberta.contradiction_id()), (0, 1));
+    let xlmr = parse(&bert_family_config("xlm-roberta", "XLMRobertaForSequenceClassification")).unwrap();
+    assert_eq!(xlmr.first_position, 2);
+    let mut bert = bert_family_config("bert", "BertForSequenceClassification");
+    bert["pad_token_id"] = json!(0);
+    let bert = parse(&bert).unwrap();
+    assert_eq!((bert.first_position, bert.max_tokens()), (0, 514));
+    let typeform = Config::from_json(&typeform_config()).unwrap();
+    assert_eq!((typeform.first_position, typeform.type_vocab_size, typeform.layer_norm_eps), (0, 0, 1e-12));
+    assert_eq!(typeform.head_activation, Activation::Relu);
+}
+
+#[test]
+fn bert_family_refusals_name_the_field() {
+    let refused = |edit: &dyn Fn(&mut serde_json::Value), expected: &str| {
+        let mut v = bert_family_config("roberta", "RobertaForSequenceClassification");
+        edit(&mut v);
+        let got = message(Config::from_json(&serde_json::to_vec(&v).unwrap()));
+        assert!(got.contains(expected), "message {got:?} lacks {expected:?}");
+    };
+    refused(&|v| v["position_embedding_type"] = json!("relative_key"), r#"position_embedding_type is "relative_key""#);
+    refused(&|v| v["architectures"] = json!(["RobertaForMaskedLM"]), r#"architectures names "RobertaForMaskedLM""#);
+    refused(&|v| v["layer_norm_eps"] = json!(-1.0), "layer_norm_eps is -1");
+    refused(&|v| v["pad_token_id"] = json!(600), "pad_token_id is 600; positions would start at 601");
+    refused(&|v| v["pad_token_id"] = json!(u64::MAX), "positions would start at");
+    refused(&|v| v["max_position_embeddings"] = json!(9000), "max_position_embeddings is 9000; at most 8194");
+    refused(&|v| v["num_attention_heads"] = json!(5), "dim 32 is not divisible by n_heads 5");
 }

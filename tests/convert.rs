@@ -81,7 +81,7 @@ fn the_cpu_keeps_int8_weights_as_int8() {
             && checkpoint.weights.embeddings.word_embeddings.is_borrowed()
     );
     let mut weights = checkpoint.weights;
-    let lin1 = weights.layers.remove(0).ffn.lin1;
+    let lin1 = weights.layers.remove(0).ffn.up;
     assert!(lin1.weight.is_int8() && lin1.weight.is_borrowed());
     let kept = CpuBackend::new(1).load_linear(lin1).unwrap();
     assert!(kept.weight.is_int8(), "the CPU backend holds int8 weights as int8");

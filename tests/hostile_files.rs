@@ -39,7 +39,7 @@ fn config_claims_are_checked_against_what_can_run() {
     let msg = load_error(one_class);
     assert!(msg.starts_with("config.json: id2label names 1 label"), "{msg}");
     let msg = load_error(with_config(|v| v["max_position_embeddings"] = json!(1_000_000)));
-    assert!(msg.starts_with("config.json: max_position_embeddings is 1000000; at most 4096"), "{msg}");
+    assert!(msg.starts_with("config.json: max_position_embeddings is 1000000; at most 8194"), "{msg}");
 }
 
 #[test]
@@ -106,7 +106,10 @@ fn tokenizer_claims_are_checked() {
         }
     }
     let msg = load_error(with_tokenizer_json(|v| v["post_processor"] = serde_json::Value::Null));
-    assert!(msg.starts_with("tokenizer.json: post_processor must put pairs as [CLS] A [SEP] B [SEP]"), "{msg}");
+    assert!(
+        msg.starts_with("tokenizer.json: post_processor must put a pair as special tokens, A, special tokens, B"),
+        "{msg}"
+    );
     let msg = load_error(with_tokenizer_json(|v| v["model"]["unk_token"] = json!("[NOPE]")));
     assert_eq!(msg, "tokenizer.json: model.unk_token \"[NOPE]\" is not in the vocabulary");
     let msg = load_error(with_tokenizer_json(|v| v["model"]["max_input_chars_per_word"] = json!(1_000_000_000)));

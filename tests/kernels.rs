@@ -22,12 +22,19 @@ fn linear(out: usize, inp: usize, seed: u64) -> Linear {
     Linear { weight: tensor(&[out, inp], seed, 1.0 / (inp as f32).sqrt()), bias: tensor(&[out], seed + 1, 0.5) }
 }
 
+/// LayerNorm epsilon of the tests: not BERT's 1e-12, so a backend that ignores it fails.
+const EPS: f32 = 1e-3;
+
 fn layer_norm(dim: usize, seed: u64) -> LayerNorm {
     let gamma = random(dim, seed, 0.3).iter().map(|g| 1.0 + g).collect();
-    LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: tensor(&[dim], seed + 1, 0.3) }
+    LayerNorm { weight: Tensor::from_vec(vec![dim], gamma), bias: tensor(&[dim], seed + 1, 0.3), eps: EPS }
 }
 
-/// Sequences of the given lengths with random ids, padded into one batch.
+/// Position id of the first token in [`batch`] (RoBERTa's, with pad_token_id 1).
+const FIRST_POSITION: usize = 2;
+
+/// Sequences of the given lengths with random ids, padded into one batch; each sequence's second
+/// half has token type 1, and positions start at [`FIRST_POSITION`].
 fn batch(lengths: &[usize], vocab: u32, seed: u64) -> Batch {
     let ids = random(lengths.iter().sum(), seed, 1.0);
     let mut at = 0;
@@ -38,7 +45,33 @@ fn batch(lengths: &[usize], vocab: u32, seed: u64) -> Batch {
             ids[at - n..at].iter().map(|x| ((x + 1.0) * 0.5 * vocab as f32) as u32 % vocab).collect()
         })
         .collect();
-    Batch::pad(&seqs)
+    let types: Vec<Vec<u32>> = lengths.iter().map(|&n| (0..n).map(|t| u32::from(t >= n / 2)).collect()).collect();
+    Batch::pad_typed(&seqs, &types, FIRST_POSITION)
+}
+
+/// LayerNorm((word + token type) + position) per real token, in f64: [tokens, dim], the padding
+/// left out.
+fn naive_embed(batch: &Batch, emb: &Embeddings, lengths: &[usize]) -> Vec<f32> {
+    let dim = emb.layer_norm.weight.shape[0];
+    let row = |t: &Tensor, i: usize| t.data().unwrap()[i * dim..][..dim].to_vec();
+    let mut out = Vec::new();
+    for (b, &len) in lengths.iter().enumerate() {
+        for t in 0..len {
+            let at = b * batch.seq + t;
+            let (w, k) = (
+                row(&emb.word_embeddings, batch.ids[at] as usize),
+                row(&emb.token_type_embeddings, batch.type_ids[at] as usize),
+            );
+            let p = row(&emb.position_embeddings, FIRST_POSITION + t);
+            let x: Vec<f64> = (0..dim).map(|i| w[i] as f64 + k[i] as f64 + p[i] as f64).collect();
+            let mean = x.iter().sum::<f64>() / dim as f64;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / dim as f64;
+            let (g, beta) = (emb.layer_norm.weight.data().unwrap(), emb.layer_norm.bias.data().unwrap());
+            let inv = 1.0 / (var + EPS as f64).sqrt();
+            out.extend((0..dim).map(|i| ((x[i] - mean) * inv * g[i] as f64 + beta[i] as f64) as f32));
+        }
+    }
+    out
 }
 
 fn run_linear<B: Backend>(b: &mut B, x: &Tensor, w: Linear, act: Option<Activation>) -> Vec<f32> {
@@ -61,6 +94,11 @@ fn naive_linear(x: &Tensor, w: &Linear, act: Option<Activation>) -> Vec<f32> {
             y[r * out + o] = match act {
                 Some(Activation::Gelu) => zeroshot::backend::cpu::gelu(v),
                 Some(Activation::Relu) => v.max(0.0),
+                Some(Activation::GeluTanh) => {
+                    let v = v as f64;
+                    (0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh())) as f32
+                }
+                Some(Activation::Tanh) => (v as f64).tanh() as f32,
                 None => v,
             };
         }
@@ -78,7 +116,8 @@ fn linear_on_small_odd_and_large_shapes() {
     let mut gpu = gpu_backend(GpuOptions::default());
     let shapes = [(1, 3, 5), (37, 61, 129), (64, 64, 64), (65, 17, 3), (256, 768, 3072)];
     for (i, &(rows, inp, out)) in shapes.iter().enumerate() {
-        for act in [None, Some(Activation::Gelu), Some(Activation::Relu)] {
+        let acts = [Activation::Gelu, Activation::Relu, Activation::GeluTanh, Activation::Tanh];
+        for act in [None].into_iter().chain(acts.map(Some)) {
             let what = format!("linear {rows}x{inp} @ {inp}x{out} {act:?}");
             let x = tensor(&[rows, inp], 10 + i as u64, 2.0);
             let w = linear(out, inp, 20 + i as u64);
@@ -176,11 +215,7 @@ fn gelu_all(v: &[f32]) -> Vec<f32> {
 /// logits, ctx_cls, y_cls].
 fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], (dim, heads, max_pos): Dims, packed: bool) -> Vec<Vec<f32>> {
     let vocab = 97;
-    let emb = Embeddings {
-        word_embeddings: b.load_tensor(tensor(&[vocab, dim], 1, 1.0)).unwrap(),
-        position_embeddings: b.load_tensor(tensor(&[max_pos, dim], 2, 1.0)).unwrap(),
-        layer_norm: layer_norm(dim, 3).try_map(&mut |t| b.load_tensor(t)).unwrap(),
-    };
+    let emb = embeddings(vocab, dim, max_pos).try_map(&mut |t| b.load_tensor(t)).unwrap();
     let ln = layer_norm(dim, 5).try_map(&mut |t| b.load_tensor(t)).unwrap();
     let head = b.load_linear(linear(3, dim, 7)).unwrap();
     let batch = batch(lengths, vocab as u32, 9);
@@ -196,6 +231,16 @@ fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], (dim, heads, max_pos): Dim
     let cls = b.cls_rows(&y, &input).unwrap();
     let logits = b.linear(&cls, &head, None).unwrap();
     [&x, &ctx, &y, &logits, &ctx_cls, &y_cls].map(|t| pollster::block_on(b.read(t)).unwrap()).to_vec()
+}
+
+/// Random embeddings with a two-row token-type table.
+fn embeddings(vocab: usize, dim: usize, max_pos: usize) -> Embeddings {
+    Embeddings {
+        word_embeddings: tensor(&[vocab, dim], 1, 1.0),
+        position_embeddings: tensor(&[max_pos, dim], 2, 1.0),
+        token_type_embeddings: tensor(&[2, dim], 4, 1.0),
+        layer_norm: layer_norm(dim, 3),
+    }
 }
 
 /// A random [rows, 3*dim] q | k | v for `batch`, the same on every backend.
@@ -233,6 +278,8 @@ fn embed_attention_layer_norm_and_cls_rows() {
     for (lengths, dim, heads) in cases {
         let what = format!("{lengths:?} dim {dim} heads {heads}");
         let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, (dim, heads, 130), true);
+        let want = naive_embed(&batch(lengths, 97, 9), &embeddings(97, dim, 130), lengths);
+        assert_close(&format!("cpu embed {what}"), &cpu[0], &want, TOL);
         let qkv = qkv_values(&batch(lengths, 97, 9), dim);
         check_against_naive(&cpu[1], qkv.data().unwrap(), lengths, dim, heads);
         assert_close(&format!("cpu attention [CLS] {what}"), &cpu[4], &cls_of(&cpu[1], lengths, dim), TOL);
@@ -296,11 +343,7 @@ fn qkv_computes_every_value_attention_reads() {
         for threads in [1, 2] {
             let what = format!("qkv, int8 {int8}, {threads} thread(s)");
             let mut b = zeroshot::CpuBackend::new(threads);
-            let emb = Embeddings {
-                word_embeddings: tensor(&[vocab, dim], 1, 1.0),
-                position_embeddings: tensor(&[16, dim], 2, 1.0),
-                layer_norm: layer_norm(dim, 3),
-            };
+            let emb = embeddings(vocab, dim, 16);
             let parts: Vec<Linear> = (0..3).map(|i| linear(dim, dim, 50 + 2 * i)).collect();
             let parts = if int8 { parts.iter().map(|l| int8_linear(l).0).collect() } else { parts };
             let copy = |l: &Linear| if int8 { clone_int8(l) } else { clone_linear(l) };

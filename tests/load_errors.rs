@@ -6,6 +6,7 @@ use std::path::Path;
 
 use common::{edit_json, files, fixture_dir};
 use serde_json::json;
+use zeroshot::tokenizer::TokenizerFiles;
 use zeroshot::{Checkpoint, Config, ModelFiles, NliTokenizer};
 
 /// A copy of a fixture folder in a temporary directory, minus `drop`.
@@ -44,7 +45,9 @@ fn missing_files_are_named() {
     let dir = copy_fixture("typeform-layout", &["config.json"]);
     assert!(dir_error(dir.path()).ends_with("has no config.json"));
     let dir = copy_fixture("typeform-layout", &["vocab.txt"]);
-    assert!(dir_error(dir.path()).ends_with("has neither tokenizer.json nor vocab.txt"));
+    assert!(dir_error(dir.path()).ends_with(
+        "has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa)"
+    ));
     let msg = dir_error(Path::new("/nonexistent/model"));
     assert!(msg.contains("/nonexistent/model has no model.safetensors"), "{msg}");
 }
@@ -61,7 +64,8 @@ fn unreadable_file_gives_an_io_error() {
 fn broken_tokenizer_files_are_refused() {
     let config = Config::from_json(&files("typeform-layout").config_json).unwrap();
     let err = |json: Option<&[u8]>, vocab: Option<&[u8]>, tc: Option<&[u8]>| match NliTokenizer::new(
-        json, vocab, tc, &config,
+        TokenizerFiles { tokenizer_json: json, vocab_txt: vocab, tokenizer_config: tc, ..Default::default() },
+        &config,
     ) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
@@ -79,7 +83,7 @@ fn a_hypothesis_that_leaves_no_room_is_an_error() {
     let checkpoint = Checkpoint::load(files("f16-relu")).unwrap(); // 40 tokens at most
     let long_label = format!("This example is {}.", "very ".repeat(40));
     let err = checkpoint.tokenizer.encode_pair("some text", &long_label).unwrap_err().to_string();
-    assert!(err.contains("takes 47 tokens with [CLS]/[SEP]") && err.contains("40-token limit"), "{err}");
+    assert!(err.contains("takes 47 tokens with the special tokens") && err.contains("40-token limit"), "{err}");
     // Exactly filling the limit leaves the premise nothing: also refused, as transformers does.
     let exact = format!("This example is {}.", "very ".repeat(33));
     let err = checkpoint.tokenizer.encode_pair("some text", &exact).unwrap_err().to_string();
@@ -95,7 +99,7 @@ fn token_ids_beyond_the_model_vocabulary_are_refused() {
     let f = files("typeform-layout");
     let small = edit_json(&f.config_json, |v| v["vocab_size"] = json!(2000));
     let config = Config::from_json(&small).unwrap();
-    let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), f.tokenizer_config_json.as_deref(), &config).unwrap();
+    let tok = NliTokenizer::new(TokenizerFiles { tokenizer_json: None, ..f.tokenizer_files() }, &config).unwrap();
     let err = tok.encode_pair("zebra", "This example is fun.").unwrap_err().to_string();
     assert!(err.contains("outside the model's vocabulary of 2000"), "{err}");
     assert!(tok.encode_pair("a", ".").is_ok(), "ids below 2000 are fine");
@@ -105,10 +109,11 @@ fn token_ids_beyond_the_model_vocabulary_are_refused() {
 fn model_max_length_above_the_position_table_is_capped() {
     let f = files("typeform-layout");
     let config = Config::from_json(&edit_json(&f.config_json, |v| v["max_position_embeddings"] = json!(100))).unwrap();
-    let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), f.tokenizer_config_json.as_deref(), &config).unwrap();
+    let tok = NliTokenizer::new(TokenizerFiles { tokenizer_json: None, ..f.tokenizer_files() }, &config).unwrap();
     assert_eq!(tok.max_len(), 100);
     let huge = br#"{"model_max_length": 1000000000000000019884624838656}"#;
-    let tok = NliTokenizer::new(None, f.vocab_txt.as_deref(), Some(huge), &config).unwrap();
+    let tok =
+        NliTokenizer::new(TokenizerFiles { tokenizer_config: Some(huge), ..f.tokenizer_files() }, &config).unwrap();
     assert_eq!(tok.max_len(), 100);
     let files_only = ModelFiles { tokenizer_config_json: None, ..files("typeform-layout") };
     assert_eq!(Checkpoint::load(files_only).unwrap().tokenizer.max_len(), 512);

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{FIXTURES, files, reference};
-use zeroshot::{Checkpoint, Config, ModelFiles, NliTokenizer};
+use zeroshot::tokenizer::TokenizerFiles;
+use zeroshot::{Checkpoint, Config, NliTokenizer};
 
 /// Compares every token record of `reference_of` against `tokenizer`; panics listing each mismatch.
 fn assert_parity(tokenizer: &NliTokenizer, reference_of: &str) {
@@ -22,6 +23,14 @@ fn assert_parity(tokenizer: &NliTokenizer, reference_of: &str) {
                 "record {i} ({premise:.40?} | {hypothesis:?}):\n  actual   {:?} truncated={}\n  expected {:?} truncated={}",
                 got.ids, got.truncated, expected, r["truncated"]
             ));
+        }
+        // Token types where transformers hands the model some (BERT); elsewhere every type is 0.
+        let types: Vec<u32> = match r.get("type_ids").filter(|_| tokenizer.reads_token_types()) {
+            Some(t) => t.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect(),
+            None => vec![0; got.ids.len()],
+        };
+        if got.type_ids != types {
+            failures.push(format!("record {i}: token types {:?}, expected {types:?}", got.type_ids));
         }
     }
     assert!(failures.is_empty(), "{reference_of}: {} mismatches\n{}", failures.len(), failures.join("\n"));
@@ -43,11 +52,14 @@ fn both_tokenizer_paths_agree_with_transformers() {
     for (name, json, vocab) in
         [("typeform-layout", Some(&from_json), None), ("tokenizer-json", None, Some(&from_vocab))]
     {
-        let ModelFiles { config_json, tokenizer_config_json, .. } = files(name);
-        let config = Config::from_json(&config_json).unwrap();
-        let tok =
-            NliTokenizer::new(json.map(|v| &v[..]), vocab.map(|v| &v[..]), tokenizer_config_json.as_deref(), &config)
-                .expect("tokenizer");
+        let f = files(name);
+        let config = Config::from_json(&f.config_json).unwrap();
+        let tok_files = TokenizerFiles {
+            tokenizer_json: json.map(|v| &v[..]),
+            vocab_txt: vocab.map(|v| &v[..]),
+            ..f.tokenizer_files()
+        };
+        let tok = NliTokenizer::new(tok_files, &config).expect("tokenizer");
         assert_parity(&tok, name);
     }
 }

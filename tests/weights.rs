@@ -33,7 +33,7 @@ fn f32_weights_load_in_place() {
     assert_eq!(w.embeddings.word_embeddings.shape, vec![30522, 16]);
     assert_eq!(w.classifier.weight.shape, vec![3, 16]);
     assert!(w.embeddings.word_embeddings.is_borrowed(), "aligned F32 must not be copied");
-    assert!(w.layers[1].ffn.lin1.weight.is_borrowed());
+    assert!(w.layers[1].ffn.up.weight.is_borrowed());
 }
 
 /// q_lin, k_lin and v_lin become one [3*dim, dim] Linear: rows and biases in that order, as in the file.
@@ -99,13 +99,13 @@ fn f16_and_bf16_convert_to_the_same_values() {
         let w = Weights::from_safetensors(converted, &config).unwrap();
         let tol = if dtype == Dtype::F16 { 1e-3 } else { 8e-3 };
         let (a, b) = (
-            w.layers[0].attention.out_lin.weight.data().unwrap(),
-            reference.layers[0].attention.out_lin.weight.data().unwrap(),
+            w.layers[0].attention.output.weight.data().unwrap(),
+            reference.layers[0].attention.output.weight.data().unwrap(),
         );
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= tol * y.abs().max(1.0), "{dtype:?} index {i}: actual {x}, expected {y}");
         }
-        assert!(!w.layers[0].attention.out_lin.weight.is_borrowed());
+        assert!(!w.layers[0].attention.output.weight.is_borrowed());
     }
 }
 
@@ -125,10 +125,7 @@ fn names_without_the_distilbert_prefix_and_extra_tensors_are_accepted() {
     });
     let w = Weights::from_safetensors(renamed, &config).unwrap();
     let original = Weights::from_safetensors(bytes, &config).unwrap();
-    assert_eq!(
-        w.layers[1].output_layer_norm.bias.data().unwrap(),
-        original.layers[1].output_layer_norm.bias.data().unwrap()
-    );
+    assert_eq!(w.layers[1].output_norm.bias.data().unwrap(), original.layers[1].output_norm.bias.data().unwrap());
 }
 
 #[test]

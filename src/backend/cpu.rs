@@ -12,7 +12,7 @@ mod cls_attention;
 
 #[cfg(target_arch = "wasm32")]
 use super::dot;
-use super::{Backend, Batch, LAYER_NORM_EPS, Queries};
+use super::{Backend, Batch, Queries};
 use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
@@ -279,6 +279,13 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// GELU's tanh approximation, as transformers' `gelu_new` and torch's `gelu(approximate="tanh")`.
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+}
+
 /// erf for f32: a rational approximation (odd degree-13 over even degree-8 polynomial, the one
 /// Eigen and XLA use), within 5e-7 of the true erf everywhere. No exp and no branch, so loops
 /// over it vectorise; `shaders/erf.wgsl` evaluates the same polynomials, since WGSL has no erf.
@@ -303,11 +310,11 @@ pub fn erf(x: f32) -> f32 {
 }
 
 /// LayerNorm of one row in place: two passes (mean, then variance) for stability.
-pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
+pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len() as f32;
     let mean = lane_sum(row, |x| x) / n;
     let var = lane_sum(row, |x| (x - mean) * (x - mean)) / n;
-    let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+    let inv = 1.0 / (var + eps).sqrt();
     for ((x, g), b) in row.iter_mut().zip(gamma).zip(beta) {
         *x = (*x - mean) * inv * g + b;
     }
@@ -373,7 +380,9 @@ fn fill_rows(c: &mut [f32], bias: &[f32]) {
 fn activate(act: Option<Activation>, c: &mut [f32]) {
     match act {
         Some(Activation::Gelu) => c.iter_mut().for_each(|v| *v = gelu(*v)),
+        Some(Activation::GeluTanh) => c.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
         Some(Activation::Relu) => c.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Some(Activation::Tanh) => c.iter_mut().for_each(|v| *v = v.tanh()),
         None => {}
     }
 }
@@ -544,6 +553,22 @@ fn dims(t: &Tensor) -> Result<(usize, usize)> {
     }
 }
 
+/// Word embedding `id` ([dim], f32 or an int8 row times its scale) into `row`.
+fn word_row(words: Values, id: usize, row: &mut [f32]) -> Result<()> {
+    let dim = row.len();
+    match words {
+        Values::F32(words) => row.copy_from_slice(&words[id * dim..][..dim]),
+        Values::Int8 { q, scales } => {
+            let (w, s) = (&q[id * dim..][..dim], scales[id]);
+            row.iter_mut().zip(w).for_each(|(o, &w)| *o = f32::from(w) * s);
+        }
+        Values::Stacked(_) | Values::Int8ByColumn { .. } => {
+            return Err(Error::Backend("word embeddings held as a Linear weight".into()));
+        }
+    }
+    Ok(())
+}
+
 /// A batch as the CPU backend runs it: without its padding rows, which no real token reads
 /// (attention masks them) and the classifier never sees, so no kernel computes them. Sequence
 /// `b`'s tokens are rows `starts[b]..starts[b] + lens[b]` of every activation, its [CLS] row
@@ -639,34 +664,29 @@ impl Backend for CpuBackend {
         Packed::new(batch)
     }
 
+    /// `LayerNorm((word[id] + token_type[type]) + position[first_position + t])`, summed in
+    /// transformers' order.
     fn embed(&mut self, input: &Packed, emb: &Embeddings) -> Result<Tensor> {
         let (vocab, dim) = dims(&emb.word_embeddings)?;
-        let max_pos = dims(&emb.position_embeddings)?.0;
-        let (words, positions) = (emb.word_embeddings.values(), emb.position_embeddings.data()?);
+        let (max_pos, n_types) = (dims(&emb.position_embeddings)?.0, dims(&emb.token_type_embeddings)?.0);
+        let (positions, types) = (emb.position_embeddings.data()?, emb.token_type_embeddings.data()?);
         let (gamma, beta) = (emb.layer_norm.weight.data()?, emb.layer_norm.bias.data()?);
         let mut out = vec![0.0; input.rows() * dim];
-        // (sequence, position) of every row held: the padding left out.
+        // (sequence, token) of every row held: the padding left out.
         let tokens = input.lens.iter().enumerate().flat_map(|(b, &len)| (0..len).map(move |t| (b, t)));
-        for (row, (b, pos)) in out.chunks_exact_mut(dim).zip(tokens) {
-            let id = input.batch.ids[b * input.batch.seq + pos] as usize;
-            if id >= vocab || pos >= max_pos {
-                return Err(Error::Backend(format!("token id {id} at position {pos} outside the embeddings")));
+        let batch = &input.batch;
+        for (row, (b, t)) in out.chunks_exact_mut(dim).zip(tokens) {
+            let (id, kind) = (batch.ids[b * batch.seq + t] as usize, batch.type_ids[b * batch.seq + t] as usize);
+            let pos = batch.first_position + t;
+            if id >= vocab || pos >= max_pos || kind >= n_types {
+                return Err(Error::Backend(format!(
+                    "token id {id} of type {kind} at position {pos} outside the embeddings"
+                )));
             }
-            let p = &positions[pos * dim..(pos + 1) * dim];
-            match words {
-                Values::F32(words) => {
-                    let w = &words[id * dim..(id + 1) * dim];
-                    row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (w, p))| *o = w + p);
-                }
-                Values::Int8 { q, scales } => {
-                    let (w, s) = (&q[id * dim..(id + 1) * dim], scales[id]);
-                    row.iter_mut().zip(w.iter().zip(p)).for_each(|(o, (&w, p))| *o = f32::from(w) * s + p);
-                }
-                Values::Stacked(_) | Values::Int8ByColumn { .. } => {
-                    return Err(Error::Backend("word embeddings held as a Linear weight".into()));
-                }
-            }
-            layer_norm_row(row, gamma, beta);
+            word_row(emb.word_embeddings.values(), id, row)?;
+            let (p, k) = (&positions[pos * dim..][..dim], &types[kind * dim..][..dim]);
+            row.iter_mut().zip(k.iter().zip(p)).for_each(|(o, (k, p))| *o = (*o + k) + p);
+            layer_norm_row(row, gamma, beta, emb.layer_norm.eps);
         }
         Ok(Tensor::from_vec(vec![input.rows(), dim], out))
     }
@@ -778,7 +798,7 @@ impl Backend for CpuBackend {
             let residual = &residual[i * per_chunk..][..chunk.len()];
             for (row, res) in chunk.chunks_exact_mut(dim).zip(residual.chunks_exact(dim)) {
                 row.iter_mut().zip(res).for_each(|(x, r)| *x += r);
-                layer_norm_row(row, gamma, beta);
+                layer_norm_row(row, gamma, beta, ln.eps);
             }
             Ok(())
         })?;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use super::{Backend, Batch, LAYER_NORM_EPS, MAX_BATCH_ROWS, Queries};
+use super::{Backend, Batch, MAX_BATCH_ROWS, Queries};
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
@@ -111,9 +111,11 @@ fn size_class(bytes: u64, limit: u64) -> u64 {
     if class > limit { bytes } else { class }
 }
 
-/// A batch's ids and attention-mask bias on the GPU.
+/// A batch's ids, token types and attention-mask bias on the GPU.
 pub struct GpuInput {
+    /// [batch*seq] ids, then [batch*seq] token types.
     ids: GpuTensor,
+    first_position: usize,
     key_bias: GpuTensor,
     batch: usize,
     seq: usize,
@@ -700,7 +702,8 @@ impl Backend for GpuBackend {
         self.pass = Some(pass.forget_lifetime());
         self.encoder = Some(encoder);
         Ok(GpuInput {
-            ids: self.input_buffer(&batch.ids)?,
+            ids: self.input_buffer(&[&batch.ids[..], &batch.type_ids].concat())?,
+            first_position: batch.first_position,
             key_bias: self.input_buffer(&batch.key_bias)?,
             batch: batch.batch,
             seq: batch.seq,
@@ -710,11 +713,13 @@ impl Backend for GpuBackend {
     fn embed(&mut self, input: &GpuInput, emb: &Embeddings<GpuTensor>) -> Result<GpuTensor> {
         let (rows, dim) = (input.batch * input.seq, emb.word_embeddings.cols);
         let out = self.alloc(rows, dim)?;
-        let params = [rows as u32, input.seq as u32, dim as u32, LAYER_NORM_EPS.to_bits()];
+        let eps = emb.layer_norm.eps.to_bits();
+        let params = [rows as u32, input.seq as u32, dim as u32, eps, input.first_position as u32, 0, 0, 0];
         let buffers = [
             &input.ids.buffer.buffer,
             &emb.word_embeddings.buffer.buffer,
             &emb.position_embeddings.buffer.buffer,
+            &emb.token_type_embeddings.buffer.buffer,
             &emb.layer_norm.weight.buffer.buffer,
             &emb.layer_norm.bias.buffer.buffer,
             &out.buffer.buffer,
@@ -738,6 +743,8 @@ impl Backend for GpuBackend {
             None => 0,
             Some(Activation::Gelu) => 1,
             Some(Activation::Relu) => 2,
+            Some(Activation::GeluTanh) => 3,
+            Some(Activation::Tanh) => 4,
         };
         let params = [m as u32, n as u32, k as u32, x.row_stride as u32, act, 0, 0, 0];
         let buffers = [&x.buffer.buffer, &w.weight.buffer.buffer, &w.bias.buffer.buffer, &out.buffer.buffer];
@@ -778,7 +785,7 @@ impl Backend for GpuBackend {
         }
         contiguous(x, "add_layer_norm")?;
         let out = self.alloc(x.rows, x.cols)?;
-        let params = [x.rows as u32, x.cols as u32, LAYER_NORM_EPS.to_bits(), residual.row_stride as u32];
+        let params = [x.rows as u32, x.cols as u32, ln.eps.to_bits(), residual.row_stride as u32];
         let buffers = [
             &x.buffer.buffer,
             &residual.buffer.buffer,

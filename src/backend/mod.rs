@@ -1,4 +1,4 @@
-//! The few operations DistilBERT needs, behind one small trait so the same forward runs on the
+//! The few operations the encoder needs, behind one small trait so the same forward runs on the
 //! CPU and on the GPU. All dispatch happens in [`crate::model`].
 
 pub mod cpu;
@@ -9,9 +9,6 @@ pub mod gpu;
 use crate::config::{Activation, Config};
 use crate::error::Result;
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Weights};
-
-/// LayerNorm epsilon of DistilBERT (`nn.LayerNorm(dim, eps=1e-12)`).
-pub const LAYER_NORM_EPS: f32 = 1e-12;
 
 /// Added to the attention score of a padding key. Large and finite: -inf would turn a fully
 /// masked row into NaN (-inf - -inf), and never occurs here since [CLS] is always attended.
@@ -30,6 +27,11 @@ const PAD_ID: u32 = 0;
 pub struct Batch {
     /// Token ids, [batch, seq] row-major, padding filled with `PAD_ID`.
     pub ids: Vec<u32>,
+    /// Token types (transformers' `token_type_ids`), [batch, seq], 0 in the padding.
+    pub type_ids: Vec<u32>,
+    /// Position id of every sequence's first token (the model's `first_position`); token t of a
+    /// sequence has position `first_position + t`.
+    pub first_position: usize,
     /// Additive attention bias per key, [batch, seq]: 0 where transformers' `attention_mask`
     /// is 1 (attend), [`MASKED`] where it is 0 (padding).
     pub key_bias: Vec<f32>,
@@ -40,19 +42,29 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Pads `sequences` to the longest. This is the one place where the attention mask
-    /// convention (transformers: 1 = attend) becomes our additive bias.
+    /// Pads `sequences` to the longest, every token of type 0, positions from 0.
     pub fn pad(sequences: &[Vec<u32>]) -> Batch {
+        let types: Vec<Vec<u32>> = sequences.iter().map(|s| vec![0; s.len()]).collect();
+        Batch::pad_typed(sequences, &types, 0)
+    }
+
+    /// Pads `sequences` and their token types (each as long as its sequence) to the longest. This
+    /// is the one place where the attention mask convention (transformers: 1 = attend) becomes
+    /// our additive bias.
+    pub fn pad_typed(sequences: &[Vec<u32>], types: &[Vec<u32>], first_position: usize) -> Batch {
         let seq = sequences.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(sequences.len() * seq);
+        let mut type_ids = Vec::with_capacity(sequences.len() * seq);
         let mut key_bias = Vec::with_capacity(sequences.len() * seq);
-        for s in sequences {
+        for (s, t) in sequences.iter().zip(types) {
             let attention_mask = (0..seq).map(|i| u8::from(i < s.len()));
             key_bias.extend(attention_mask.map(|m| if m == 1 { 0.0 } else { MASKED }));
             ids.extend_from_slice(s);
             ids.resize(ids.len() + seq - s.len(), PAD_ID);
+            type_ids.extend(t.iter().take(s.len()));
+            type_ids.resize(ids.len(), 0);
         }
-        Batch { ids, key_bias, batch: sequences.len(), seq }
+        Batch { ids, type_ids, first_position, key_bias, batch: sequences.len(), seq }
     }
 
     /// Total token rows, `batch * seq`.
@@ -137,7 +149,7 @@ pub trait Backend {
     /// Makes a batch available to the ops below.
     fn upload_batch(&mut self, batch: &Batch) -> Result<Self::Input>;
 
-    /// word + position embeddings, then LayerNorm: [batch*seq, dim], or without the padding rows
+    /// word + token-type + position embeddings, then LayerNorm: [batch*seq, dim], or without the padding rows
     /// where the backend leaves them out (the CPU: `cpu::Packed`); every op after follows suit.
     fn embed(&mut self, input: &Self::Input, emb: &Embeddings<Self::Tensor>) -> Result<Self::Tensor>;
 

@@ -12,7 +12,10 @@ import { openHarness } from './harness.mjs';
 import { int8Weights, safetensors } from './safetensors.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const FIXTURES = ['typeform-layout', 'tokenizer-json', 'f16-relu', 'typeform-layout-int8', 'typeform-layout-f16'];
+const FIXTURES = [
+  'typeform-layout', 'tokenizer-json', 'f16-relu', 'typeform-layout-int8', 'typeform-layout-f16',
+  'bert-vocab', 'roberta-bpe', 'roberta-json', 'xlmr-unigram',
+];
 const SCORE_TOL = 5e-5;
 const ORDER_GAP = 1e-4;
 
