@@ -270,22 +270,24 @@ fn cls_of(t: &[f32], lengths: &[usize], dim: usize) -> Vec<f32> {
 #[test]
 fn embed_attention_layer_norm_and_cls_rows() {
     let mut gpu = gpu_backend(GpuOptions::default());
-    // (sequence lengths, dim, heads): one token; odd sizes with padding; typeform's head size.
-    let cases: [(&[usize], usize, usize); 4] =
-        [(&[1], 4, 1), (&[37, 5, 36], 61, 1), (&[7, 3], 24, 3), (&[128, 100, 128], 768, 12)];
+    // (sequence lengths, dim, heads): one token; odd sizes with padding; typeform's head size; a
+    // text longer than the CPU's block of queries (256).
+    let cases: [(&[usize], usize, usize); 5] =
+        [(&[1], 4, 1), (&[37, 5, 36], 61, 1), (&[7, 3], 24, 3), (&[128, 100, 128], 768, 12), (&[300, 40], 8, 2)];
+    let max_pos = 300 + FIRST_POSITION;
     let names =
         ["embed", "attention", "add_layer_norm", "cls_rows + linear", "attention [CLS]", "add_layer_norm [CLS]"];
     for (lengths, dim, heads) in cases {
         let what = format!("{lengths:?} dim {dim} heads {heads}");
-        let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, (dim, heads, 130), true);
-        let want = naive_embed(&batch(lengths, 97, 9), &embeddings(97, dim, 130), lengths);
+        let cpu = run_rest(&mut zeroshot::CpuBackend::new(1), lengths, (dim, heads, max_pos), true);
+        let want = naive_embed(&batch(lengths, 97, 9), &embeddings(97, dim, max_pos), lengths);
         assert_close(&format!("cpu embed {what}"), &cpu[0], &want, TOL);
         let qkv = qkv_values(&batch(lengths, 97, 9), dim);
         check_against_naive(&cpu[1], qkv.data().unwrap(), lengths, dim, heads);
         assert_close(&format!("cpu attention [CLS] {what}"), &cpu[4], &cls_of(&cpu[1], lengths, dim), TOL);
         assert_close(&format!("cpu add_layer_norm [CLS] {what}"), &cpu[5], &cls_of(&cpu[2], lengths, dim), TOL);
         let Some(gpu) = gpu.as_mut() else { continue };
-        let got = run_rest(gpu, lengths, (dim, heads, 130), false);
+        let got = run_rest(gpu, lengths, (dim, heads, max_pos), false);
         for (i, (name, (g, c))) in names.iter().zip(got.iter().zip(&cpu)).enumerate() {
             // x, ctx and y have a row per token, the GPU's padding rows included: compare the real ones.
             let g = if i < 3 { held(g, lengths, dim, true) } else { g.clone() };

@@ -25,6 +25,30 @@ const DEMO_MODELS = new URL('./models/', location.href).href;
 const OFFLINE_HINT = 'No network? The demo models in ./models/ work offline: enter ./models/typeform-layout/ as the model '
   + 'and press Load model. Their weights are random, so their scores mean nothing.';
 
+// The page's model picker: what each model is, what it costs to download and keep, and the
+// hypothesis template its card recommends (none: transformers' default).
+const CATALOG = {
+  'typeform/distilbert-base-uncased-mnli': {
+    about: 'DistilBERT · English · MNLI · download 268 MB (fp32); kept as f16 134 MB, int8 69 MB · the default: fast, general topics',
+  },
+  'MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33': {
+    about: 'BERT (6 layers, 256 wide) · English · trained on 33 datasets · download 25.5 MB (f16); kept as int8 about 13 MB · the smallest: phones, survey pages',
+  },
+  'MoritzLaurer/roberta-base-zeroshot-v2.0-c': {
+    about: 'RoBERTa base · English · commercially-friendly training data · download about 250 MB (f16); kept as int8 about 130 MB · more accurate on many labels',
+    template: 'This text is about {}',
+  },
+  'MoritzLaurer/bge-m3-zeroshot-v2.0': {
+    about: 'XLM-RoBERTa large · 100+ languages · download 1.14 GB (f16), 2.3 GB in memory · survey answers in any language; desktop browsers',
+    template: 'This text is about {}',
+  },
+  './models/typeform-layout/': { about: 'demo DistilBERT, random weights, works offline' },
+  './models/typeform-layout-int8/': { about: 'demo DistilBERT with int8 weights (zeroshot convert), random, works offline' },
+  './models/bert-vocab/': { about: 'demo BERT: vocab.txt only, token types, two labels; random weights, works offline' },
+  './models/roberta-bpe/': { about: 'demo RoBERTa: vocab.json + merges.txt; random weights, works offline' },
+  './models/xlmr-unigram/': { about: 'demo XLM-RoBERTa: a SentencePiece Unigram tokenizer.json; random weights, works offline' },
+};
+
 let clf = null;
 let loadedKey = null;
 let loading = null; // {key, promise} of the model load in progress: one at a time
@@ -70,6 +94,28 @@ function restore() {
     else $(f).value = value;
     if ($(f).tagName === 'SELECT' && $(f).value !== value) $(f).value = DEFAULTS[f];
   }
+}
+
+/** Shows what the model in the field is, and selects it in the picker when it is listed. */
+function describeModel() {
+  const card = CATALOG[$('model').value.trim()];
+  $('pick').value = card ? $('model').value.trim() : '';
+  $('pick-about').textContent = card?.about ?? '';
+}
+
+/** A model picked from the list: the field takes it, and the template follows the model's card
+ * unless the user has written their own (one that is neither the default nor a card's). */
+function pickModel() {
+  const id = $('pick').value;
+  if (!id) return;
+  const cardTemplates = Object.values(CATALOG).map((c) => c.template).filter(Boolean);
+  const ownTemplate = ![DEFAULT_TEMPLATE, ...cardTemplates].includes($('template').value);
+  $('model').value = id;
+  $('revision').value = 'main';
+  if (!ownTemplate) $('template').value = CATALOG[id]?.template ?? DEFAULT_TEMPLATE;
+  describeModel();
+  persist();
+  scheduleProbe();
 }
 
 function persist() {
@@ -748,6 +794,8 @@ function wire() {
   });
   for (const f of FIELDS) $(f).addEventListener('change', persist);
   for (const f of ['model', 'revision']) $(f).addEventListener('input', scheduleProbe);
+  $('model').addEventListener('input', describeModel);
+  $('pick').addEventListener('change', pickModel);
   $('tab-single').addEventListener('click', () => selectTab(false));
   $('tab-bulk').addEventListener('click', () => selectTab(true));
   $('bulk-go').addEventListener('click', () => exclusive(classifyAll));
@@ -782,6 +830,7 @@ function wire() {
 }
 
 restore();
+describeModel();
 wire();
 restoreResults();
 renderStored();

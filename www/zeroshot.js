@@ -11,7 +11,7 @@ export const DEFAULT_TEMPLATE = 'This example is {}.';
 export const DEFAULT_MODEL = 'typeform/distilbert-base-uncased-mnli';
 export const DEFAULT_HUB = 'https://huggingface.co';
 const CACHE_NAME = 'zeroshot-models-v2'; // also in zeroshot.worker.js
-const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json'];
+const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'tokenizer_config.json'];
 
 /** Labels given as one string: split on commas, trimmed, empties dropped (as transformers does). */
 export function parseLabels(text) {

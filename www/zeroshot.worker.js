@@ -128,8 +128,14 @@ async function respond(source, file, notes, init) {
 }
 
 /** A file the server would not give: the model, the status and, for the weights, what they must be. */
+/** Where a model comes from, for messages. */
+function whereOf(source) {
+  if (source.kind === 'files') return 'the chosen files';
+  return source.kind === 'hub' ? `${source.id} at revision ${source.revision}` : source.base;
+}
+
 function httpError(source, file, status) {
-  const where = source.kind === 'hub' ? `${source.id} at revision ${source.revision}` : source.base;
+  const where = whereOf(source);
   const hint = file === WEIGHTS ? ' (pytorch_model.bin alone is not supported yet: the model needs model.safetensors)' : '';
   return new Error(`cannot fetch ${file} of ${where}: HTTP ${status}${hint}`);
 }
@@ -319,10 +325,11 @@ function formatOf(bytes) {
 /** A download must parse as what its name says, so a broken transfer or an error page is never
  * cached (the wasm side checks the model's contents; this checks the file arrived whole). */
 function checkFile(file, bytes, url) {
-  const kind = file.endsWith('.json') ? 'a JSON object' : file === 'vocab.txt' ? 'UTF-8 text' : 'a valid safetensors file';
+  const text = file.endsWith('.txt');
+  const kind = file.endsWith('.json') ? 'a JSON object' : text ? 'UTF-8 text' : 'a valid safetensors file';
   try {
     if (file.endsWith('.json')) parseObject(bytes);
-    else if (file === 'vocab.txt') utf8(bytes);
+    else if (text) utf8(bytes);
     else if (file === WEIGHTS) checkSafetensors(viewOf(bytes));
   } catch (e) {
     throw new Error(`${file} is not ${kind}: ${e.message} (downloaded from ${url})`);
@@ -435,11 +442,25 @@ function convertDownload(bytes, format, notes) {
 
 async function fetchModel(source, progress, notes) {
   const config = await fetchFile(source, 'config.json', false, progress, notes);
-  const tokenizerJson = await fetchFile(source, 'tokenizer.json', true, progress, notes);
-  const vocab = tokenizerJson ? null : await fetchFile(source, 'vocab.txt', false, progress, notes);
+  const tokenizer = await fetchTokenizer(source, progress, notes);
   const tokenizerConfig = await fetchFile(source, 'tokenizer_config.json', true, progress, notes);
   const weights = await fetchFile(source, WEIGHTS, false, progress, notes);
-  return { config, weights, tokenizerJson, vocab, tokenizerConfig };
+  return { config, weights, ...tokenizer, tokenizerConfig };
+}
+
+/** The tokenizer's files in the first layout the model has: tokenizer.json, vocab.txt (BERT), or
+ * vocab.json + merges.txt (RoBERTa). Which one the model's family can use is the wasm's to say. */
+async function fetchTokenizer(source, progress, notes) {
+  const none = { tokenizerJson: null, vocab: null, vocabJson: null, merges: null };
+  const tokenizerJson = await fetchFile(source, 'tokenizer.json', true, progress, notes);
+  if (tokenizerJson) return { ...none, tokenizerJson };
+  const vocab = await fetchFile(source, 'vocab.txt', true, progress, notes);
+  if (vocab) return { ...none, vocab };
+  const vocabJson = await fetchFile(source, 'vocab.json', true, progress, notes);
+  if (!vocabJson) {
+    throw new Error(`${whereOf(source)} has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa)`);
+  }
+  return { ...none, vocabJson, merges: await fetchFile(source, 'merges.txt', false, progress, notes) };
 }
 
 // The probe: a model's weights format and size before any download, from a few kilobytes.
@@ -613,7 +634,8 @@ async function initWasm(wanted = 'auto', maxThreads = 0) {
 /** Builds the classifier; the wasm takes the weights over (files.weights is spent after). With
  * `cpuFallback`, a WebGPU build that fails is built on the CPU from the same bytes. */
 async function build(files, backend, cpuFallback = false) {
-  return loadClassifier(files.config, files.weights, files.tokenizerJson, files.vocab, files.tokenizerConfig, backend, cpuFallback, threads);
+  const { config, weights, tokenizerJson, vocab, vocabJson, merges, tokenizerConfig } = files;
+  return loadClassifier(config, weights, tokenizerJson, vocab, vocabJson, merges, tokenizerConfig, backend, cpuFallback, threads);
 }
 
 /** Builds on `backend`; under 'auto', any GPU failure falls back to the CPU. */

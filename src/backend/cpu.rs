@@ -569,6 +569,9 @@ fn word_row(words: Values, id: usize, row: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+/// Query rows whose attention scores are held at once, per thread and head.
+const QUERY_BLOCK: usize = 256;
+
 /// A batch as the CPU backend runs it: without its padding rows, which no real token reads
 /// (attention masks them) and the classifier never sees, so no kernel computes them. Sequence
 /// `b`'s tokens are rows `starts[b]..starts[b] + lens[b]` of every activation, its [CLS] row
@@ -766,20 +769,26 @@ impl Backend for CpuBackend {
         // One sequence per part of ctx ([nq, dim]: its tokens, or its [CLS] row), over the threads.
         self.for_parts(parts, |b, ctx| {
             let (len, nq) = (input.lens[b], ctx.len() / dim);
-            let mut scores = vec![0.0; nq * len]; // one head at a time: [nq, len]
+            // Scores for one head and a block of queries at a time: [QUERY_BLOCK, len] at most,
+            // 8 MB for an 8192-token text where [len, len] would be 256 MB.
+            let mut scores = vec![0.0; nq.min(QUERY_BLOCK) * len];
             for h in 0..n_heads {
-                // This head's q, k, v: [len, hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
-                let at = input.starts[b] * width + h * hd;
-                let q_bh = MatRef { data: &qkv[at..], row_stride: width, col_stride: 1 };
-                let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, len]
-                let s = MatMut { data: &mut scores, row_stride: len, col_stride: 1 };
-                matmul(nq, len, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
-                // Every key is a real token (the padding rows were left out): no mask to add.
-                scores.chunks_exact_mut(len).for_each(softmax_row);
-                let p = MatRef { data: &scores, row_stride: len, col_stride: 1 };
-                let v_bh = MatRef { data: &qkv[at + 2 * dim..], row_stride: width, col_stride: 1 };
-                let c = MatMut { data: &mut ctx[h * hd..], row_stride: dim, col_stride: 1 };
-                matmul(nq, hd, len, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
+                for q0 in (0..nq).step_by(QUERY_BLOCK) {
+                    let rows = (nq - q0).min(QUERY_BLOCK);
+                    // This head's q (these rows), k, v: [.., hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
+                    let at = input.starts[b] * width + h * hd;
+                    let q_bh = MatRef { data: &qkv[at + q0 * width..], row_stride: width, col_stride: 1 };
+                    let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, len]
+                    let block = &mut scores[..rows * len];
+                    let s = MatMut { data: block, row_stride: len, col_stride: 1 };
+                    matmul(rows, len, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
+                    // Every key is a real token (the padding rows were left out): no mask to add.
+                    scores[..rows * len].chunks_exact_mut(len).for_each(softmax_row);
+                    let p = MatRef { data: &scores, row_stride: len, col_stride: 1 };
+                    let v_bh = MatRef { data: &qkv[at + 2 * dim..], row_stride: width, col_stride: 1 };
+                    let c = MatMut { data: &mut ctx[q0 * dim + h * hd..], row_stride: dim, col_stride: 1 };
+                    matmul(rows, hd, len, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
+                }
             }
             Ok(())
         })?;

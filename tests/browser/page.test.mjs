@@ -31,7 +31,9 @@ let browser;
 
 before(async () => {
   // The page's demo model, where the build puts it (www/models/ is not committed).
-  if (!existsSync(`${ROOT}/www/models/typeform-layout`)) cpSync(`${ROOT}/tests/fixtures/typeform-layout`, `${ROOT}/www/models/typeform-layout`, { recursive: true });
+  for (const m of ['typeform-layout', 'bert-vocab', 'roberta-bpe', 'xlmr-unigram']) {
+    if (!existsSync(`${ROOT}/www/models/${m}`)) cpSync(`${ROOT}/tests/fixtures/${m}`, `${ROOT}/www/models/${m}`, { recursive: true });
+  }
   site = await serve(ROOT);
   hub = await serveHub(ROOT);
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS });
@@ -116,6 +118,35 @@ function assertLikeCli(got, want) {
 }
 
 const modelRequests = (requests) => requests.filter((u) => u.startsWith(hub.url));
+
+test('a BERT, a RoBERTa and an XLM-R picked from the list classify as the CLI does', async () => {
+  const { ctx, page } = await open('./models/typeform-layout/');
+  for (const [fixture, about] of [['bert-vocab', /demo BERT/], ['roberta-bpe', /demo RoBERTa/], ['xlmr-unigram', /demo XLM-RoBERTa/]]) {
+    await page.selectOption('#pick', `./models/${fixture}/`);
+    assert.equal(await page.inputValue('#model'), `./models/${fixture}/`);
+    assert.match(await page.textContent('#pick-about'), about);
+    await page.click('#load');
+    assertLikeCli(await classify(page), cli(fixture));
+  }
+  await ctx.close();
+});
+
+test('the template follows the picked model\'s card, unless the user wrote their own', async () => {
+  const { ctx, page } = await open('./models/typeform-layout/');
+  await page.selectOption('#pick', 'MoritzLaurer/bge-m3-zeroshot-v2.0');
+  assert.equal(await page.inputValue('#template'), 'This text is about {}');
+  assert.match(await page.textContent('#pick-about'), /100\+ languages/);
+  await page.selectOption('#pick', 'typeform/distilbert-base-uncased-mnli');
+  assert.equal(await page.inputValue('#template'), 'This example is {}.');
+  await page.fill('#template', 'The answer mentions {}.');
+  await page.selectOption('#pick', 'MoritzLaurer/roberta-base-zeroshot-v2.0-c');
+  assert.equal(await page.inputValue('#template'), 'The answer mentions {}.', 'what the user typed is kept');
+  // Typing a listed id shows its card too.
+  await page.fill('#model', 'MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33');
+  assert.match(await page.textContent('#pick-about'), /smallest/);
+  assert.equal(await page.inputValue('#pick'), 'MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33');
+  await ctx.close();
+});
 
 test('typeform: main has no model.safetensors, so refs/pr/3 is used and said', async () => {
   const { ctx, page, dialogs } = await open('typeform/distilbert-base-uncased-mnli');
