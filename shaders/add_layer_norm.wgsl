@@ -7,7 +7,7 @@
 struct Params {
     rows: u32,
     dim: u32,  // elements per row
-    eps: f32,  // 1e-12 for DistilBERT
+    eps: f32,  // the config's layer_norm_eps (1e-12 for BERT and DistilBERT, 1e-5 for RoBERTa)
     residual_stride: u32, // floats between rows of residual (dim, or seq * dim)
 }
 

@@ -22,7 +22,7 @@ enum BackendChoice {
     Gpu,
 }
 
-/// Zero-shot text classification with a DistilBERT NLI model (e.g. typeform/distilbert-base-uncased-mnli).
+/// Zero-shot text classification with an NLI model: DistilBERT, BERT, RoBERTa or XLM-RoBERTa (e.g. typeform/distilbert-base-uncased-mnli).
 #[derive(Parser, Debug)]
 #[command(name = "zeroshot", version, about, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -55,7 +55,7 @@ struct ConvertArgs {
 #[derive(ClapArgs, Debug)]
 struct ClassifyArgs {
     /// Model folder in the Hugging Face Hub's layout: config.json, model.safetensors, and
-    /// tokenizer.json or vocab.txt (+ tokenizer_config.json).
+    /// tokenizer.json, vocab.txt, or vocab.json + merges.txt (+ tokenizer_config.json).
     #[arg(long, required = true)]
     model: Option<PathBuf>,
     /// Candidate labels, comma-separated: "sports, politics, food".

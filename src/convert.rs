@@ -198,6 +198,8 @@ pub fn convert_dir(src: &std::path::Path, dst: &std::path::Path, format: WeightF
     let optional = [
         ("tokenizer.json", &files.tokenizer_json),
         ("vocab.txt", &files.vocab_txt),
+        ("vocab.json", &files.vocab_json),
+        ("merges.txt", &files.merges_txt),
         ("tokenizer_config.json", &files.tokenizer_config_json),
     ];
     for (name, bytes) in optional {

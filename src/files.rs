@@ -92,7 +92,7 @@ mod native {
         }
     }
 
-    /// The most bytes each file may have: far above any DistilBERT's, far below what would
+    /// The most bytes each file may have: far above any model we run, far below what would
     /// exhaust memory (a hostile folder can hold a 100 GB sparse file).
     fn size_limit(path: &Path) -> u64 {
         match path.extension().and_then(|e| e.to_str()) {

@@ -1,5 +1,5 @@
-//! zeroshot: zero-shot text classification with DistilBERT NLI checkpoints
-//! (`typeform/distilbert-base-uncased-mnli` and its kin), in the browser and natively.
+//! zeroshot: zero-shot text classification with NLI encoder checkpoints (DistilBERT, BERT, RoBERTa,
+//! XLM-RoBERTa: `typeform/distilbert-base-uncased-mnli` and its kin), in the browser and natively.
 //!
 //! Load path: [`files::ModelFiles`] (bytes of a Hub-layout folder) -> [`files::Checkpoint`]
 //! ([`config::Config`] + [`weights::Weights`] + [`tokenizer::NliTokenizer`]), every part checked

@@ -1,4 +1,4 @@
-//! `zeroshot`: classify texts from the command line with a DistilBERT NLI model folder.
+//! `zeroshot`: classify texts from the command line with an NLI model folder (DistilBERT, BERT, RoBERTa, XLM-R).
 //!
 //! ```text
 //! zeroshot --model DIR --labels "a,b,c" [--template T] [--multi-label] [--backend auto|cpu|gpu] [TEXT ...]

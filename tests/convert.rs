@@ -88,6 +88,32 @@ fn the_cpu_keeps_int8_weights_as_int8() {
     assert!(kept.weight.data().is_err(), "an f32-only op refuses int8 with an error");
 }
 
+/// Every family's Linears and word embedding become int8; the position and token-type tables,
+/// which the embedding reads as f32, stay f32; the int8 copy loads with its weights int8.
+#[test]
+fn every_family_converts_its_linears_to_int8() {
+    for (name, prefix) in [("bert-vocab", "bert"), ("roberta-bpe", "roberta"), ("xlmr-unigram", "roberta")] {
+        let int8 = convert(&files(name).model_safetensors, WeightFormat::Int8).unwrap();
+        let file = SafeTensors::deserialize(&int8).unwrap();
+        let dtype = |t: &str| file.tensor(t).unwrap_or_else(|_| panic!("{name}: no {t}")).dtype();
+        for t in [
+            "encoder.layer.0.attention.self.query.weight",
+            "encoder.layer.1.output.dense.weight",
+            "embeddings.word_embeddings.weight",
+        ] {
+            assert_eq!(dtype(&format!("{prefix}.{t}")), Dtype::I8, "{name} {t}");
+        }
+        for t in ["embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight"] {
+            assert_eq!(dtype(&format!("{prefix}.{t}")), Dtype::F32, "{name} {t}");
+        }
+        let head = if prefix == "bert" { "bert.pooler.dense.weight" } else { "classifier.out_proj.weight" };
+        assert_eq!(dtype(head), Dtype::I8, "{name} {head}");
+        let checkpoint =
+            Checkpoint::load(zeroshot::ModelFiles { model_safetensors: Arc::new(int8), ..files(name) }).unwrap();
+        assert!(checkpoint.weights.layers[1].ffn.down.weight.is_int8() && checkpoint.weights.pooler.weight.is_int8());
+    }
+}
+
 /// Largest score difference from transformers' fp32 outputs over every pipeline case of a
 /// fixture, and whether the top label agrees, for a converted copy.
 fn drift(name: &str, format: WeightFormat) -> (f64, usize, usize) {
@@ -122,7 +148,8 @@ fn drift(name: &str, format: WeightFormat) -> (f64, usize, usize) {
 /// (`bench/agreement.py` measures the full-size model on a 600-text corpus).
 #[test]
 fn converted_fixtures_stay_close_to_fp32() {
-    for name in ["typeform-layout", "tokenizer-json", "f16-relu"] {
+    let families = ["bert-vocab", "roberta-bpe", "roberta-json", "xlmr-unigram"];
+    for name in ["typeform-layout", "tokenizer-json", "f16-relu"].into_iter().chain(families) {
         for (format, tol, min_agree) in [(WeightFormat::F16, 5e-3, 1.0), (WeightFormat::Int8, 0.1, 0.8)] {
             let (worst, agree, cases) = drift(name, format);
             println!("{name} {}: max |dscore| {worst:.2e}, top-1 {agree}/{cases}", format.name());

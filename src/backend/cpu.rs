@@ -30,7 +30,7 @@ const MIN_COLUMNS: usize = 8;
 #[cfg(target_arch = "wasm32")]
 const CHUNKS_PER_THREAD: usize = 8;
 
-/// Runs DistilBERT on the CPU.
+/// Runs the encoder on the CPU.
 pub struct CpuBackend {
     /// Threads the matmuls are split across.
     threads: usize,

@@ -1,4 +1,4 @@
-//! The GPU backend: DistilBERT in WGSL compute shaders through wgpu, so the same kernels run on
+//! The GPU backend: the encoder in WGSL compute shaders through wgpu, so the same kernels run on
 //! WebGPU in browsers and on Vulkan/Metal/DX12 natively.
 //!
 //! The context is built once (adapter, device, pipelines compiled at creation); weights are
@@ -180,7 +180,7 @@ struct DeviceErrors {
     lost: Option<String>,
 }
 
-/// DistilBERT on a GPU.
+/// The encoder on a GPU.
 pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
