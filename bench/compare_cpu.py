@@ -4,7 +4,10 @@ onnxruntime (the same model exported to ONNX) and transformers' pipeline, at 1 a
 timed in interleaved rounds in one run. Ratios are engine / zeroshot at the same thread count.
 
     bash bench/compare.sh                      (builds and exports what this needs, then runs it)
-    .venv/bin/python bench/compare_cpu.py [--model tests/fixtures/full-size] [--rounds 4] [--runs 10]
+    .venv/bin/python bench/compare_cpu.py [--model tests/fixtures/full-size] [--onnx MODEL-onnx] [--rounds 4] [--runs 10]
+
+--model: any full-size folder (generate.py --full-size, or --full-size-family xtremedistil / roberta-base);
+--onnx defaults to its bench/export_onnx.py export, the folder's name with -onnx appended.
 
 zeroshot is timed as a process reading N texts from stdin: the per-text time is
 (T(N+1 texts) - T(1 text)) / N, which leaves out loading (reported separately). It includes
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, DistilBertForSequenceClassification, pipeline
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "I loved the onboarding, but the pricing page is confusing."
@@ -46,14 +49,15 @@ def onnx_runner(onnx_dir, threads):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     sess = ort.InferenceSession(str(onnx_dir / "onnx/model.onnx"), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]  # token_type_ids too where the export has it (BERT)
     e = tok([TEXT] * 5, [f"This example is {label}." for label in LABELS], padding=True, truncation="only_first",
-            return_tensors="np")
-    feeds = {"input_ids": e["input_ids"].astype(np.int64), "attention_mask": e["attention_mask"].astype(np.int64)}
+            return_tensors="np", return_token_type_ids="token_type_ids" in names)
+    feeds = {name: e[name].astype(np.int64) for name in names}
     return lambda: sess.run(None, feeds)
 
 
 def torch_runner(model_dir, threads):
-    model = DistilBertForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     clf = pipeline("zero-shot-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(model_dir),
                    device="cpu")
 
@@ -91,11 +95,12 @@ def cpu_model():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=ROOT / "tests/fixtures/full-size")
-    ap.add_argument("--onnx", type=Path, default=ROOT / "tests/fixtures/full-size-onnx")
+    ap.add_argument("--onnx", type=Path, help="default: the --model folder's name with -onnx appended")
     ap.add_argument("--zeroshot", type=Path, default=ROOT / "target/release/zeroshot")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
+    args.onnx = args.onnx or args.model.with_name(args.model.name + "-onnx")
     onnx = {t: onnx_runner(args.onnx, t) for t in THREADS}
     pt = torch_runner(args.model, 1)
     times = {(name, t): [] for name in ("zeroshot", "onnxruntime") for t in THREADS} | {("transformers", 1): []}
@@ -107,7 +112,7 @@ def main():
             loads.append(one - per_text)
             times[("onnxruntime", t)].append(median_ms(onnx[t], args.runs))
         times[("transformers", 1)].append(median_ms(pt, args.runs))
-    print(f"one text x {len(LABELS)} labels, full-size model, {cpu_model()}, {os.cpu_count()} cores")
+    print(f"one text x {len(LABELS)} labels, {args.model.name} model, {cpu_model()}, {os.cpu_count()} cores")
     print(f"{args.rounds} interleaved rounds; ms per text (median of rounds, range); ratio = engine / zeroshot\n")
     print(f"{'engine':<30}{'threads':>8}{'ms/text':>10}{'range':>16}{'ratio':>9}")
     for (name, t), xs in times.items():

@@ -7,7 +7,10 @@
 // process tree over a blank page, per engine.
 //
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
-//   node bench/compare_web.mjs [--rounds 5] [--runs 5] [--formats]
+//   node bench/compare_web.mjs [--model tests/fixtures/full-size] [--rounds 5] [--runs 5] [--formats]
+//   --model: any full-size folder under the repository (generate.py --full-size, or --full-size-family
+//            xtremedistil / roberta-base); transformers.js loads its bench/export_onnx.py export, the
+//            folder's name with -onnx appended
 //   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
 //   --pages: each engine in a page of its own (by default all share one page, so one renderer process)
 //   --memory: only zeroshot's peak memory (the module and the page), on the first load (download and cache write) and over
@@ -16,6 +19,7 @@
 //             taken on a page of its own, with no memory sampler running), no timing rounds
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from '../tests/browser/server.mjs';
@@ -25,9 +29,14 @@ const ARGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-bac
   '--disable-component-update', '--disable-sync'];
 const TEXT = 'I loved the onboarding, but the pricing page is confusing.';
 const LABELS = ['pricing', 'onboarding', 'support', 'bug report', 'praise'];
-const ZS_MODEL = '/tests/fixtures/full-size/';
-const TJS = ['/tests/fixtures/', 'full-size-onnx']; // transformers.js: localModelPath + model id
 const arg = (name, def) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : def);
+const stringArg = (name, def) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : def);
+// The model as a URL path on the server (which serves the repository root): /tests/fixtures/full-size/.
+const MODEL_DIR = relative(ROOT, resolve(stringArg('--model', `${ROOT}tests/fixtures/full-size`)));
+if (MODEL_DIR.startsWith('..')) throw new Error(`--model must be under ${ROOT}`);
+const MODEL_NAME = basename(MODEL_DIR);
+const ZS_MODEL = `/${MODEL_DIR}/`;
+const TJS = [`/${dirname(MODEL_DIR)}/`, `${MODEL_NAME}-onnx`]; // transformers.js: localModelPath + model id
 const ROUNDS = arg('--rounds', 5);
 const RUNS = arg('--runs', 5);
 
@@ -38,7 +47,7 @@ const FORMATS = process.argv.includes('--formats');
 const MEMORY_ONLY = process.argv.includes('--memory');
 const MEMORY_CALLS = Math.max(20, arg('--calls', 200)); // --memory: calls after the first load, the tree measured after 20 and after all
 const PAGES = process.argv.includes('--pages');
-const copy = (format) => `/target/agreement/full-size-${format}/`;
+const copy = (format) => `/target/agreement/${MODEL_NAME}-${format}/`;
 const FORMAT_ENGINES = [
   { name: 'zeroshot.js fp32, relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
   { name: 'zeroshot.js f16, relaxed, 1 thread', make: ['zeroshot', copy('f16'), 'relaxed', 1] },
@@ -250,7 +259,7 @@ await browser.close();
 
 const base = median(times[FORMATS ? 0 : ENGINES.length - 1]);
 const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1];
-console.log(`one text x ${LABELS.length} labels, full-size model (${weightsMb.toFixed(0)} MB fp32${FORMATS ? '; f16 and int8 copies' : ''}), headless Chromium, plain page`);
+console.log(`one text x ${LABELS.length} labels, ${MODEL_NAME} model (${weightsMb.toFixed(0)} MB fp32${FORMATS ? '; f16 and int8 copies' : ''}), headless Chromium, plain page`);
 console.log(`${cpu}, ${CORES} cores; ${info.map((x) => x.info).join('; ')}`);
 console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls after an untimed one${PAGES ? ', a page per engine' : ', one page'}; ratio = engine / ${FORMATS ? 'fp32' : 'transformers.js'} (lower is faster)\n`);
 console.log(`${'engine'.padEnd(34)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);

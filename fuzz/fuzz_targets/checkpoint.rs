@@ -1,6 +1,7 @@
 //! A model folder's bytes through `Checkpoint::load`, and what loads through one classification.
 //! Input: config.json, model.safetensors, a tokenizer file (tokenizer.json if it starts with `{`,
-//! else vocab.txt) and an optional tokenizer_config.json, each ended by SEP (see make_seeds.py).
+//! else vocab.txt), an optional tokenizer_config.json and an optional merges.txt (then the
+//! tokenizer file is RoBERTa's vocab.json), each ended by SEP (see make_seeds.py).
 #![no_main]
 
 use std::sync::Arc;
@@ -25,12 +26,15 @@ fn split(data: &[u8]) -> Vec<&[u8]> {
 fuzz_target!(|data: &[u8]| {
     let parts = split(data);
     let [config, weights, tokenizer, rest @ ..] = &parts[..] else { return };
-    let is_json = tokenizer.first() == Some(&b'{');
+    let merges = rest.get(1).map(|m| m.to_vec());
+    let is_json = tokenizer.first() == Some(&b'{') && merges.is_none();
     let files = ModelFiles {
         config_json: config.to_vec(),
         model_safetensors: Arc::new(weights.to_vec()),
         tokenizer_json: is_json.then(|| tokenizer.to_vec()),
-        vocab_txt: (!is_json).then(|| tokenizer.to_vec()),
+        vocab_txt: (!is_json && merges.is_none()).then(|| tokenizer.to_vec()),
+        vocab_json: merges.is_some().then(|| tokenizer.to_vec()),
+        merges_txt: merges,
         tokenizer_config_json: rest.first().map(|t| t.to_vec()),
     };
     let Ok(checkpoint) = Checkpoint::load(files) else { return };

@@ -17,6 +17,8 @@ fn tiny() -> ZeroShotClassifier<CpuBackend> {
         model_safetensors: Arc::new(include_bytes!("../tiny-model/model.safetensors").to_vec()),
         tokenizer_json: None,
         vocab_txt: Some(include_bytes!("../tiny-model/vocab.txt").to_vec()),
+        vocab_json: None,
+        merges_txt: None,
         tokenizer_config_json: Some(include_bytes!("../tiny-model/tokenizer_config.json").to_vec()),
     };
     let checkpoint = Checkpoint::load(files).expect("the tiny model loads");
