@@ -6,7 +6,7 @@
 # then xtremedistil-shaped BERT and roberta-base-shaped RoBERTa (generate.py --full-size-family NAME).
 # Makes what it needs first: a Python venv (torch, transformers, onnxruntime), the full-size random
 # models and their ONNX exports, transformers.js 4.3.2 under target/bench-npm, the release builds.
-# Usage: bash bench/compare.sh        (about 25 minutes once everything is built)
+# Usage: bash bench/compare.sh        (about 20 minutes once everything is built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! [ -x .venv/bin/python ]; then

@@ -11,7 +11,8 @@ timed in interleaved rounds in one run. Ratios are engine / zeroshot at the same
 
 zeroshot is timed as a process reading N texts from stdin: the per-text time is
 (T(N+1 texts) - T(1 text)) / N, which leaves out loading (reported separately). It includes
-tokenization; onnxruntime's figure is its b5 forward alone.
+tokenization; onnxruntime's figure is its b5 forward alone. The CLI runs with --batch 1, each text
+alone: batched, its N identical texts would share one forward (pairs with the same ids run once).
 """
 
 import argparse
@@ -72,8 +73,8 @@ def torch_runner(model_dir, threads):
 def run_cli(binary, model_dir, threads, n_texts):
     t = time.perf_counter()
     out = subprocess.run([binary, "--model", str(model_dir), "--labels", ",".join(LABELS), "--backend", "cpu",
-                          "--threads", str(threads)], input=(TEXT + "\n") * n_texts, capture_output=True, text=True,
-                         check=True)
+                          "--threads", str(threads), "--batch", "1"], input=(TEXT + "\n") * n_texts,
+                         capture_output=True, text=True, check=True)
     return (time.perf_counter() - t) * 1000, out.stdout.splitlines()[0]
 
 

@@ -372,12 +372,13 @@ fn bench_models(args: &BenchArgs, shapes: &[(usize, usize)]) -> Result<(), Strin
     }
     println!("forwards, median of {} interleaved runs, ratio to the first model", args.runs);
     for &(batch, seq) in shapes {
-        let input = bench_batch(batch, seq);
+        // Each model's own batch: RoBERTa's positions start past its padding id.
+        let inputs: Vec<Batch> = models.iter().map(|(_, m)| bench_batch(batch, seq, m.first_position())).collect();
         let mut times = vec![Vec::new(); models.len()];
         for _ in 0..=args.runs.max(1) {
-            for ((_, model), times) in models.iter_mut().zip(&mut times) {
+            for (((_, model), times), input) in models.iter_mut().zip(&mut times).zip(&inputs) {
                 let start = Instant::now();
-                model.forward_blocking(&input)?;
+                model.forward_blocking(input)?;
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
@@ -399,19 +400,27 @@ fn bench_gpu() -> Result<GpuBackend, String> {
 /// timed side by side.
 trait Forward {
     fn forward_blocking(&mut self, input: &Batch) -> Result<(), String>;
+    /// Position id of a sequence's first token (see `Config::first_position`).
+    fn first_position(&self) -> usize;
 }
 
 impl<B: Backend> Forward for Encoder<B> {
     fn forward_blocking(&mut self, input: &Batch) -> Result<(), String> {
         pollster::block_on(self.forward(input)).map(drop).map_err(|e| e.to_string())
     }
+
+    fn first_position(&self) -> usize {
+        self.config.first_position
+    }
 }
 
-/// `batch` sequences of `seq` ordinary word ids ([CLS] first): the values do not change the work.
-fn bench_batch(batch: usize, seq: usize) -> Batch {
+/// `batch` sequences of `seq` ordinary word ids ([CLS] first), positions from `first_position`:
+/// the values do not change the work.
+fn bench_batch(batch: usize, seq: usize, first_position: usize) -> Batch {
     let ids: Vec<Vec<u32>> =
         (0..batch).map(|b| (0..seq).map(|t| (101 + 17 * (b + t) % 20000) as u32).collect()).collect();
-    Batch::pad(&ids)
+    let types: Vec<Vec<u32>> = ids.iter().map(|s| vec![0; s.len()]).collect();
+    Batch::pad_typed(&ids, &types, first_position)
 }
 
 /// The middle value (the upper one of an even count).
@@ -438,7 +447,7 @@ fn time_shapes<B: Backend>(
     device: &str,
 ) -> Result<(), String> {
     for &(batch, seq) in shapes {
-        let input = bench_batch(batch, seq);
+        let input = bench_batch(batch, seq, model.config.first_position);
         pollster::block_on(model.forward(&input)).map_err(|e| e.to_string())?;
         let mut times: Vec<f64> = (0..runs.max(1))
             .map(|_| {

@@ -210,8 +210,8 @@ impl<B: Backend> ZeroShotClassifier<B> {
 
 /// How many of `sequences` (shortest first) one forward takes: while the padded size (count x the
 /// longest) fits `max_rows`, and either the longest is at most 9/8 of the shortest (padding wastes
-/// at most a ninth, which the CPU's larger matmuls win back) or the padding is at most `allowance`
-/// rows (the fixed cost of another forward); at least one.
+/// at most a ninth) or the padding is at most `allowance` rows (the fixed cost of another forward;
+/// unbounded on the CPU, which computes no padding row); at least one.
 fn fitting(sequences: &[&PairEncoding], max_rows: usize, allowance: usize) -> usize {
     let shortest = sequences.first().map_or(1, |s| s.ids.len().max(1));
     let (mut longest, mut tokens) = (1, 0);

@@ -663,6 +663,11 @@ impl Backend for CpuBackend {
         Ok(l)
     }
 
+    /// Padding rows are never computed here (see [`Packed`]): a forward may carry any number.
+    fn padding_allowance(&self) -> usize {
+        usize::MAX
+    }
+
     fn upload_batch(&mut self, batch: &Batch) -> Result<Packed> {
         Packed::new(batch)
     }

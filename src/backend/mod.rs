@@ -134,9 +134,9 @@ pub trait Backend {
         Ok(())
     }
 
-    /// Padding rows a forward may carry beyond the fifth of its work that batching always allows:
-    /// what one more forward would cost in fixed overhead. A GPU's dispatches and readback cost as
-    /// much as many rows; the CPU's forwards have next to no fixed cost.
+    /// Padding rows a forward may carry where its sequences' lengths differ by over an eighth: what
+    /// one more forward would cost in fixed overhead. A GPU's dispatches and readback cost as much
+    /// as many rows; the CPU computes no padding row at all, so it takes any.
     fn padding_allowance(&self) -> usize {
         0
     }
