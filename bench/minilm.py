@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -45,7 +44,7 @@ sys.dont_write_bytecode = True  # no __pycache__ next to the imported scripts
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import agreement  # noqa: E402  (bench/agreement.py: convert, label_sets)
-import generate  # noqa: E402  (tests/fixtures/generate.py: dequantise, MINILM)
+import generate  # noqa: E402  (tests/fixtures/generate.py: load_converted, MINILM)
 import spread_models  # noqa: E402  (TEMPLATE, load_corpus)
 
 LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
@@ -93,18 +92,6 @@ def build_checkpoint(folder):
         shutil.copy(generate.MINILM / name, folder / name)
     tok_config = {"do_lower_case": True, "tokenizer_class": "BertTokenizer", "model_max_length": 512}
     (folder / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
-
-
-def load_converted(folder, fmt):
-    """A BertForSequenceClassification on folder's dequantised weights, as zeroshot computes with them."""
-    path = folder / "model.safetensors"
-    with safe_open(path, "pt") as f:
-        found = (f.metadata() or {}).get("zeroshot_weights")
-    if found != fmt:
-        sys.exit(f"{path}: zeroshot_weights is {found!r}, not {fmt!r}")
-    model = BertForSequenceClassification(BertConfig.from_pretrained(folder)).float().eval()
-    model.load_state_dict(generate.dequantise(load_file(path)))  # strict: a missing or extra tensor is an error
-    return model
 
 
 def encode_pairs(tok, groups):
@@ -230,7 +217,7 @@ def main():
     models = {"fp32": BertForSequenceClassification.from_pretrained(folders["fp32"]).float().eval()}  # as saved
     for fmt in ("f16", "int8"):
         agreement.convert(args.binary, folders["fp32"], fmt, folders[fmt])
-        models[fmt] = load_converted(folders[fmt], fmt)
+        models[fmt] = generate.load_converted(folders[fmt], fmt)
     tok = AutoTokenizer.from_pretrained(folders["fp32"])
     groups = agreement.label_sets(spread_models.load_corpus(args.corpus), args.limit)
     rows, order = encode_pairs(tok, groups)
