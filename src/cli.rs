@@ -419,8 +419,7 @@ impl<B: Backend> Forward for Encoder<B> {
 fn bench_batch(batch: usize, seq: usize, first_position: usize) -> Batch {
     let ids: Vec<Vec<u32>> =
         (0..batch).map(|b| (0..seq).map(|t| (101 + 17 * (b + t) % 20000) as u32).collect()).collect();
-    let types: Vec<Vec<u32>> = ids.iter().map(|s| vec![0; s.len()]).collect();
-    Batch::pad_typed(&ids, &types, first_position)
+    Batch { first_position, ..Batch::pad(&ids) }
 }
 
 /// The middle value (the upper one of an even count).

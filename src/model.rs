@@ -53,8 +53,8 @@ impl<B: Backend> Encoder<B> {
 
     /// One tiny forward, so pipelines are compiled and buffers exist before the first real call.
     pub async fn warm_up(&mut self) -> Result<()> {
-        let first = self.config.first_position;
-        self.forward(&Batch::pad_typed(&[vec![0, 0]], &[vec![0, 0]], first)).await.map(drop)
+        let batch = Batch { first_position: self.config.first_position, ..Batch::pad(&[vec![0, 0]]) };
+        self.forward(&batch).await.map(drop)
     }
 
     /// Logits for every sequence of the batch: [B, num_labels], row-major.

@@ -187,10 +187,7 @@ impl NliTokenizer {
             });
         }
         let kept = &premise.ids[..premise.ids.len().min(room)];
-        let l = &self.layout;
-        let parts = [&l.prefix[..], kept, &l.middle, &h, &l.suffix];
-        let ids = parts.concat();
-        let type_ids = parts.iter().zip(l.types).flat_map(|(part, t)| std::iter::repeat_n(t, part.len())).collect();
+        let (ids, type_ids) = assemble(&self.layout, kept, &h);
         Ok(PairEncoding { truncated: kept.len() < premise.ids.len(), ids, type_ids })
     }
 
@@ -248,9 +245,10 @@ fn as_transformers_builds(tokenizer: &mut Tokenizer, json: &[u8], cfg: &Tokenize
     let fail = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
     match class {
         "BertTokenizer" | "DistilBertTokenizer" => {
-            let normalizer =
-                BertNormalizer::new(true, cfg.tokenize_chinese_chars, cfg.strip_accents, cfg.do_lower_case);
-            tokenizer.with_normalizer(Some(normalizer)).map_err(fail)?.with_pre_tokenizer(Some(BertPreTokenizer));
+            tokenizer
+                .with_normalizer(Some(bert_normalizer(cfg)))
+                .map_err(fail)?
+                .with_pre_tokenizer(Some(BertPreTokenizer));
         }
         "RobertaTokenizer" => {
             tokenizer
@@ -287,6 +285,11 @@ fn precompiled_charsmap(json: &[u8]) -> Result<Option<NormalizerWrapper>> {
     serde_json::from_value(precompiled)
         .map(Some)
         .map_err(|e| Error::Json { file: "tokenizer.json", message: format!("normalizer: {e}") })
+}
+
+/// BERT's normalizer with tokenizer_config.json's options, as transformers' `BertTokenizer` sets it.
+fn bert_normalizer(cfg: &TokenizerConfig) -> BertNormalizer {
+    BertNormalizer::new(true, cfg.tokenize_chinese_chars, cfg.strip_accents, cfg.do_lower_case)
 }
 
 /// RoBERTa's ByteLevel pre-tokenizer with tokenizer_config.json's options.
@@ -426,10 +429,9 @@ fn bert_from_vocab(vocab_txt: &[u8], cfg: &TokenizerConfig) -> Result<Tokenizer>
         .max_input_chars_per_word(100)
         .build()
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    let normalizer = BertNormalizer::new(true, cfg.tokenize_chinese_chars, cfg.strip_accents, cfg.do_lower_case);
     let mut tokenizer = Tokenizer::new(model);
     tokenizer
-        .with_normalizer(Some(normalizer))
+        .with_normalizer(Some(bert_normalizer(cfg)))
         .map_err(|e| Error::Tokenizer(e.to_string()))?
         .with_pre_tokenizer(Some(BertPreTokenizer))
         .with_post_processor(Some(processor));
