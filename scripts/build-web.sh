@@ -42,7 +42,7 @@ build relaxed "$NIGHTLY" "$THREADS_CARGO_ARGS" "$THREADS_RUSTFLAGS" "--enable-re
 
 # Tiny demo models (random weights, real vocabulary): the built site works with no network.
 mkdir -p www/models
-for m in typeform-layout typeform-layout-int8 tokenizer-json f16-relu bert-vocab roberta-bpe roberta-json xlmr-unigram; do
+for m in typeform-layout typeform-layout-int8 tokenizer-json f16-relu bert-vocab roberta-bpe roberta-json xlmr-unigram deberta-v3; do
     rm -rf "www/models/$m" && cp -r "tests/fixtures/$m" "www/models/$m"
 done
 

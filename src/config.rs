@@ -9,6 +9,7 @@ use serde::de::{MapAccess, Visitor};
 
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::relative::RelativeAttention;
 
 /// A Linear's activation. `Gelu` is the exact erf form (transformers' `"gelu"`), `GeluTanh` the
 /// tanh approximation (`"gelu_new"`, `"gelu_pytorch_tanh"`); `Tanh` is the head's.
@@ -28,6 +29,9 @@ pub struct Config {
     pub vocab_size: usize,
     /// Hidden size (768 in distilbert-base).
     pub dim: usize,
+    /// Width of the word (and position, token-type) embeddings: `dim`, but for a DeBERTa with its
+    /// own `embedding_size`, which `embed_proj` takes to `dim`.
+    pub embedding_size: usize,
     pub n_layers: usize,
     pub n_heads: usize,
     /// FFN inner size (3072 in distilbert-base).
@@ -38,6 +42,11 @@ pub struct Config {
     pub first_position: usize,
     /// Rows of the token-type table (0: the family has none).
     pub type_vocab_size: usize,
+    /// Whether the embeddings add learned absolute positions (DeBERTa-v3's do not:
+    /// `position_biased_input` false).
+    pub absolute_positions: bool,
+    /// DeBERTa's relative positions in attention; `None` for the other families.
+    pub relative: Option<RelativeAttention>,
     pub layer_norm_eps: f32,
     /// The FFN's activation.
     pub activation: Activation,
@@ -53,6 +62,12 @@ pub struct Config {
 /// (the CPU takes queries in blocks; the GPU kernel refuses texts over its own limit), but the
 /// position table and a text of that many tokens must fit memory.
 pub const MAX_POSITIONS: usize = 8194;
+
+/// The most tokens a sequence may have where no position table bounds it (a DeBERTa of relative
+/// positions only). transformers cuts nothing there unless `model_max_length` says so; zeroshot
+/// takes pairs of up to this many tokens whole and refuses longer ones, since attention's work
+/// grows with the square of the length.
+pub const MAX_RELATIVE_TOKENS: usize = 8192;
 
 /// What every family's config.json says the same way.
 #[derive(Deserialize)]
@@ -85,31 +100,96 @@ struct RawDistilBert {
     sinusoidal_pos_embds: bool,
 }
 
-/// `BertConfig`'s fields and defaults, which `RobertaConfig` and `XLMRobertaConfig` share but
-/// for `pad_token_id` (1) and `vocab_size`.
+/// The shape fields that `BertConfig`, `RobertaConfig`, `XLMRobertaConfig` and `DebertaV2Config`
+/// name alike; each family fills the ones a file leaves out with its own defaults ([`Defaults`]).
+#[derive(Clone, Deserialize)]
+struct BertNames {
+    vocab_size: Option<usize>,
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    hidden_act: Option<String>,
+}
+
+/// A family's defaults for [`BertNames`]: vocab_size, hidden_size, num_hidden_layers,
+/// num_attention_heads, intermediate_size, max_position_embeddings, type_vocab_size, and the
+/// LayerNorm epsilon (every family's hidden_act defaults to "gelu").
+struct Defaults([usize; 7], f64);
+
+const BERT_DEFAULTS: Defaults = Defaults([30522, 768, 12, 12, 3072, 512, 2], 1e-12);
+const ROBERTA_DEFAULTS: Defaults = Defaults([50265, 768, 12, 12, 3072, 512, 2], 1e-12);
+/// transformers' `DebertaV2Config` defaults are deberta-v2-xlarge's.
+const DEBERTA_DEFAULTS: Defaults = Defaults([128100, 1536, 24, 24, 6144, 512, 0], 1e-7);
+
+impl BertNames {
+    /// The shape these fields give, `defaults` where the file has none; positions from `pad_token_id`
+    /// as `family` counts them.
+    fn shape(self, Defaults(d, eps): Defaults, pad_token_id: usize, family: Family) -> Shape {
+        let dim = self.hidden_size.unwrap_or(d[1]);
+        Shape {
+            vocab_size: self.vocab_size.unwrap_or(d[0]),
+            dim,
+            n_layers: self.num_hidden_layers.unwrap_or(d[2]),
+            n_heads: self.num_attention_heads.unwrap_or(d[3]),
+            hidden_dim: self.intermediate_size.unwrap_or(d[4]),
+            max_position_embeddings: self.max_position_embeddings.unwrap_or(d[5]),
+            type_vocab_size: self.type_vocab_size.unwrap_or(d[6]),
+            layer_norm_eps: self.layer_norm_eps.unwrap_or(eps),
+            activation: self.hidden_act.unwrap_or_else(defaults::activation),
+            pad_token_id,
+            first_position: family.first_position(pad_token_id),
+            embedding_size: dim,
+            absolute_positions: true,
+            relative: None,
+            head_activation: family.head_activation(),
+        }
+    }
+}
+
+/// `BertConfig`'s other fields, which `RobertaConfig` and `XLMRobertaConfig` share.
 #[derive(Deserialize)]
 struct RawBert {
-    vocab_size: Option<usize>,
-    #[serde(default = "defaults::dim")]
-    hidden_size: usize,
-    #[serde(default = "defaults::bert_layers")]
-    num_hidden_layers: usize,
-    #[serde(default = "defaults::n_heads")]
-    num_attention_heads: usize,
-    #[serde(default = "defaults::hidden_dim")]
-    intermediate_size: usize,
-    #[serde(default = "defaults::max_position_embeddings")]
-    max_position_embeddings: usize,
-    #[serde(default = "defaults::type_vocab_size")]
-    type_vocab_size: usize,
-    #[serde(default = "defaults::layer_norm_eps")]
-    layer_norm_eps: f64,
-    #[serde(default = "defaults::activation")]
-    hidden_act: String,
+    #[serde(flatten)]
+    names: BertNames,
     pad_token_id: Option<usize>,
     position_embedding_type: Option<String>,
     #[serde(default)]
     is_decoder: bool,
+}
+
+/// `DebertaV2Config`'s fields and defaults (transformers' defaults are deberta-v2-xlarge's).
+#[derive(Deserialize)]
+struct RawDeberta {
+    #[serde(flatten)]
+    names: BertNames,
+    #[serde(default = "defaults::activation")]
+    pooler_hidden_act: String,
+    pooler_hidden_size: Option<usize>,
+    embedding_size: Option<usize>,
+    attention_head_size: Option<usize>,
+    #[serde(default)]
+    relative_attention: bool,
+    #[serde(default = "defaults::unset")]
+    max_relative_positions: i64,
+    #[serde(default = "defaults::unset")]
+    position_buckets: i64,
+    #[serde(default = "yes")]
+    position_biased_input: bool,
+    /// A list (`["p2c", "c2p"]`) or a string (`"p2c|c2p"`), as `DebertaV2Config` takes it.
+    pos_att_type: Option<serde_json::Value>,
+    #[serde(default)]
+    share_att_key: bool,
+    norm_rel_ebd: Option<String>,
+    #[serde(default)]
+    conv_kernel_size: i64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// transformers' defaults, used where a config.json leaves a field out.
@@ -123,9 +203,6 @@ mod defaults {
     pub fn n_layers() -> usize {
         6
     }
-    pub fn bert_layers() -> usize {
-        12
-    }
     pub fn n_heads() -> usize {
         12
     }
@@ -135,14 +212,12 @@ mod defaults {
     pub fn max_position_embeddings() -> usize {
         512
     }
-    pub fn type_vocab_size() -> usize {
-        2
-    }
-    pub fn layer_norm_eps() -> f64 {
-        1e-12
-    }
     pub fn activation() -> String {
         "gelu".into()
+    }
+    /// `-1`: DeBERTa's "not set" for `max_relative_positions` and `position_buckets`.
+    pub fn unset() -> i64 {
+        -1
     }
 }
 
@@ -183,6 +258,11 @@ struct Shape {
     pad_token_id: usize,
     /// Position id of a sequence's first token.
     first_position: usize,
+    embedding_size: usize,
+    absolute_positions: bool,
+    relative: Option<RelativeAttention>,
+    /// The activation after the dense layer on [CLS].
+    head_activation: Activation,
 }
 
 impl Config {
@@ -193,6 +273,7 @@ impl Config {
         let family = family(&common)?;
         let shape = match family {
             Family::DistilBert => serde_json::from_slice::<RawDistilBert>(bytes).map_err(json)?.shape()?,
+            Family::DebertaV2 => serde_json::from_slice::<RawDeberta>(bytes).map_err(json)?.shape()?,
             _ => serde_json::from_slice::<RawBert>(bytes).map_err(json)?.shape(family)?,
         };
         check_shape(&shape)?;
@@ -201,15 +282,18 @@ impl Config {
             family,
             vocab_size: shape.vocab_size,
             dim: shape.dim,
+            embedding_size: shape.embedding_size,
             n_layers: shape.n_layers,
             n_heads: shape.n_heads,
             hidden_dim: shape.hidden_dim,
             max_position_embeddings: shape.max_position_embeddings,
             first_position: shape.first_position,
             type_vocab_size: shape.type_vocab_size,
+            absolute_positions: shape.absolute_positions,
+            relative: shape.relative,
             layer_norm_eps: shape.layer_norm_eps as f32,
             activation: activation(&shape.activation)?,
-            head_activation: family.head_activation(),
+            head_activation: shape.head_activation,
             labels,
             entailment_id,
         })
@@ -226,9 +310,17 @@ impl Config {
     }
 
     /// Tokens one sequence may have: the position table's rows from `first_position` on
-    /// (RoBERTa's 514 rows give 512).
+    /// (RoBERTa's 514 rows give 512), or [`MAX_RELATIVE_TOKENS`] without absolute positions.
     pub fn max_tokens(&self) -> usize {
-        self.max_position_embeddings.saturating_sub(self.first_position)
+        match self.absolute_positions {
+            true => self.max_position_embeddings.saturating_sub(self.first_position),
+            false => MAX_RELATIVE_TOKENS,
+        }
+    }
+
+    /// Whether the model reads the tokenizer's token types (see [`Family::reads_token_types`]).
+    pub fn reads_token_types(&self) -> bool {
+        self.family.reads_token_types(self.type_vocab_size)
     }
 
     /// The contradiction logit exactly as transformers' pipeline picks it: index -1 (the last) when
@@ -273,6 +365,10 @@ impl RawDistilBert {
             activation: self.activation,
             pad_token_id: 0,
             first_position: 0,
+            embedding_size: self.dim,
+            absolute_positions: true,
+            relative: None,
+            head_activation: Family::DistilBert.head_activation(),
         })
     }
 }
@@ -294,20 +390,106 @@ impl RawBert {
             });
         }
         let pad_token_id = self.pad_token_id.unwrap_or(if family == Family::Bert { 0 } else { 1 });
+        let defaults = if family == Family::Roberta { ROBERTA_DEFAULTS } else { BERT_DEFAULTS };
+        Ok(self.names.shape(defaults, pad_token_id, family))
+    }
+}
+
+impl RawDeberta {
+    fn shape(self) -> Result<Shape> {
+        let shape = self.names.clone().shape(DEBERTA_DEFAULTS, 0, Family::DebertaV2);
+        self.refuse_unsupported(&shape)?;
         Ok(Shape {
-            vocab_size: self.vocab_size.unwrap_or(if family == Family::Roberta { 50265 } else { 30522 }),
-            dim: self.hidden_size,
-            n_layers: self.num_hidden_layers,
-            n_heads: self.num_attention_heads,
-            hidden_dim: self.intermediate_size,
-            max_position_embeddings: self.max_position_embeddings,
-            type_vocab_size: self.type_vocab_size,
-            layer_norm_eps: self.layer_norm_eps,
-            activation: self.hidden_act,
-            pad_token_id,
-            first_position: family.first_position(pad_token_id),
+            embedding_size: self.embedding_size.unwrap_or(shape.dim),
+            absolute_positions: self.position_biased_input,
+            relative: Some(self.relative(&shape)?),
+            head_activation: activation(&self.pooler_hidden_act)?,
+            ..shape
         })
     }
+
+    /// The options `DebertaV2ForSequenceClassification` has that zeroshot does not run, by name.
+    fn refuse_unsupported(&self, shape: &Shape) -> Result<()> {
+        let refuse = |field, reason: String| Err(Error::Field { file: "config.json", field, reason });
+        if self.conv_kernel_size > 0 {
+            return refuse(
+                "conv_kernel_size",
+                format!(
+                    "is {}; zeroshot does not run DeBERTa-v2's convolution layer (ConvLayer)",
+                    self.conv_kernel_size
+                ),
+            );
+        }
+        if !self.relative_attention {
+            return refuse("relative_attention", "is false; zeroshot runs DeBERTa with relative attention only".into());
+        }
+        if let Some(size) = self.attention_head_size.filter(|&s| s * shape.n_heads != shape.dim) {
+            return refuse(
+                "attention_head_size",
+                format!("is {size}; zeroshot runs heads of hidden_size / num_attention_heads"),
+            );
+        }
+        if let Some(size) = self.pooler_hidden_size.filter(|&s| s != shape.dim) {
+            return refuse(
+                "pooler_hidden_size",
+                format!("is {size}; the pooler must take hidden_size ({})", shape.dim),
+            );
+        }
+        if self.position_buckets == 1 {
+            return refuse("position_buckets", "is 1; log buckets need at least 2 (or -1 for none)".into());
+        }
+        Ok(())
+    }
+
+    /// The relative-position options, with transformers' fallbacks.
+    fn relative(&self, shape: &Shape) -> Result<RelativeAttention> {
+        let (c2p, p2c) = pos_att_type(self.pos_att_type.as_ref())?;
+        let max_relative = match self.max_relative_positions {
+            m if m < 1 => shape.max_position_embeddings,
+            m => usize::try_from(m).unwrap_or(usize::MAX),
+        };
+        let relative = RelativeAttention {
+            position_buckets: usize::try_from(self.position_buckets).unwrap_or(0),
+            max_relative_positions: max_relative,
+            c2p,
+            p2c,
+            share_att_key: self.share_att_key,
+            norm_embeddings: self
+                .norm_rel_ebd
+                .as_deref()
+                .unwrap_or("none")
+                .to_lowercase()
+                .split('|')
+                .any(|n| n.trim() == "layer_norm"),
+        };
+        if relative.span() > MAX_POSITIONS {
+            let field = if relative.position_buckets > 0 { "position_buckets" } else { "max_relative_positions" };
+            return Err(Error::Field {
+                file: "config.json",
+                field,
+                reason: format!("is {}; at most {MAX_POSITIONS} are supported", relative.span()),
+            });
+        }
+        Ok(relative)
+    }
+}
+
+/// `pos_att_type` as (c2p, p2c): a list or a `|`-separated string; any other term is refused.
+fn pos_att_type(value: Option<&serde_json::Value>) -> Result<(bool, bool)> {
+    let bad = |reason: String| Error::Field { file: "config.json", field: "pos_att_type", reason };
+    let terms: Vec<String> = match value {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(s)) => s.to_lowercase().split('|').map(|t| t.trim().to_string()).collect(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|t| t.as_str().map(str::to_string).ok_or_else(|| bad(format!("holds {t}, not a string"))))
+            .collect::<Result<_>>()?,
+        Some(other) => return Err(bad(format!("is {other}; a list like [\"p2c\", \"c2p\"] is expected"))),
+    };
+    if let Some(other) = terms.iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c" | "")) {
+        return Err(bad(format!("names {other:?}; DeBERTa-v2 adds only \"c2p\" and \"p2c\"")));
+    }
+    Ok((terms.iter().any(|t| t == "c2p"), terms.iter().any(|t| t == "p2c")))
 }
 
 fn activation(name: &str) -> Result<Activation> {
@@ -315,6 +497,7 @@ fn activation(name: &str) -> Result<Activation> {
         "gelu" => Ok(Activation::Gelu),
         "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
         "relu" => Ok(Activation::Relu),
+        "tanh" => Ok(Activation::Tanh),
         other => Err(Error::UnsupportedActivation(other.to_string())),
     }
 }
@@ -323,6 +506,7 @@ fn check_shape(s: &Shape) -> Result<()> {
     for (field, value) in [
         ("vocab_size", s.vocab_size),
         ("dim", s.dim),
+        ("embedding_size", s.embedding_size),
         ("n_layers", s.n_layers),
         ("n_heads", s.n_heads),
         ("hidden_dim", s.hidden_dim),

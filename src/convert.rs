@@ -3,8 +3,8 @@
 //!
 //! int8 is symmetric per output channel: row r of a Linear weight (and of the word embedding) is
 //! `q[r] * scale[r]`, `scale[r] = max|w[r]| / 127`, `q = round(w / scale)`; the scales are F32
-//! tensors named `{weight}_scale`. Biases, LayerNorms and position embeddings stay F32 (they are
-//! 0.2% of the bytes). The metadata keeps transformers' `"format": "pt"` and says which weights
+//! tensors named `{weight}_scale`. Biases, LayerNorms and position embeddings (absolute and
+//! relative) stay F32 (they are 0.2% of the bytes). The metadata keeps transformers' `"format": "pt"` and says which weights
 //! the file holds in `"zeroshot_weights"`.
 
 use std::collections::HashMap;
@@ -48,10 +48,10 @@ impl WeightFormat {
 pub const FORMAT_KEY: &str = "zeroshot_weights";
 
 /// Whether int8 quantises a tensor: every 2-D `.weight` (each family's `nn.Linear`s and the word
-/// embedding, the largest tensor) but the position and token-type tables, which the embedding
-/// reads as f32.
+/// embedding, the largest tensor) but the position, token-type and DeBERTa's relative-position
+/// tables, which are read as f32.
 fn quantised(name: &str, shape: &[usize]) -> bool {
-    let tables = ["position_embeddings.weight", "token_type_embeddings.weight"];
+    let tables = ["position_embeddings.weight", "token_type_embeddings.weight", "rel_embeddings.weight"];
     shape.len() == 2 && name.ends_with(".weight") && !tables.iter().any(|t| name.ends_with(t))
 }
 

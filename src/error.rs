@@ -29,12 +29,12 @@ pub enum Error {
     PytorchOnly { dir: String },
 
     #[error(
-        "model folder {dir} has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa)"
+        "model folder {dir} has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa); XLM-R and DeBERTa need tokenizer.json"
     )]
     MissingTokenizer { dir: String },
 
     #[error(
-        "config.json: model_type is {0:?}; zeroshot runs \"distilbert\", \"bert\", \"roberta\" and \"xlm-roberta\" models"
+        "config.json: model_type is {0:?}; zeroshot runs \"distilbert\", \"bert\", \"roberta\", \"xlm-roberta\" and \"deberta-v2\" (DeBERTa-v3) models"
     )]
     UnsupportedModelType(String),
 
@@ -42,7 +42,7 @@ pub enum Error {
     SinusoidalPositions,
 
     #[error(
-        "config.json: activation {0:?} is not supported (\"gelu\", \"gelu_new\", \"gelu_pytorch_tanh\" and \"relu\" are)"
+        "config.json: activation {0:?} is not supported (\"gelu\", \"gelu_new\", \"gelu_pytorch_tanh\", \"relu\" and \"tanh\" are)"
     )]
     UnsupportedActivation(String),
 
@@ -87,6 +87,13 @@ pub enum Error {
          text within the model's {max_len}-token limit"
     )]
     HypothesisTooLong { hypothesis: String, tokens: usize, max_len: usize },
+
+    #[error(
+        "the text and hypothesis take {tokens} tokens, over the {max_len} zeroshot takes at once with this model; \
+         transformers would not cut it (its positions are relative and its tokenizer sets no model_max_length), \
+         so neither does zeroshot: split the text into parts"
+    )]
+    TextTooLong { tokens: usize, max_len: usize },
 
     #[error("the text is empty; give at least one character to classify")]
     EmptyText,

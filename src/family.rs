@@ -1,8 +1,9 @@
 //! The encoder families zeroshot runs, and what tells them apart: their `model_type`, their
 //! checkpoint tensor names, how positions are counted, whether token types are read, and the
 //! classification head's activation. They share one forward ([`crate::model::Encoder`]): a
-//! post-LayerNorm encoder with learned absolute positions, then dense + activation on [CLS],
-//! then the classifier. Everything here is data; nothing in the forward asks which family runs.
+//! post-LayerNorm encoder, then dense + activation on [CLS], then the classifier. DeBERTa-v2/v3
+//! adds relative positions to its attention scores (see [`crate::relative`]) and may leave the
+//! absolute ones out. Everything here is data; nothing in the forward asks which family runs.
 
 use crate::config::Activation;
 
@@ -13,6 +14,8 @@ pub enum Family {
     Bert,
     Roberta,
     XlmRoberta,
+    /// `deberta-v2`, which DeBERTa-v3 and mDeBERTa-v3 checkpoints use.
+    DebertaV2,
 }
 
 /// Tensor names of one family's checkpoints. Backbone names are relative to `backbone`
@@ -40,6 +43,21 @@ pub struct Names {
     pub pooler: &'static str,
     pub pooler_in_backbone: bool,
     pub classifier: &'static str,
+    /// DeBERTa's relative-position tensors; `None` for the families of absolute positions only.
+    pub relative: Option<RelativeNames>,
+}
+
+/// DeBERTa-v2's own tensors: relative to `backbone`, the block's relative to its prefix.
+pub struct RelativeNames {
+    /// `Linear(embedding_size, hidden_size, bias=False)`, where the two differ.
+    pub embedding_projection: &'static str,
+    /// The relative-position embeddings, [2 * span, dim].
+    pub embeddings: &'static str,
+    /// Their LayerNorm, where `norm_rel_ebd` says `layer_norm`.
+    pub norm: &'static str,
+    /// The block's own projections of the relative embeddings (without `share_att_key`).
+    pub pos_query: &'static str,
+    pub pos_key: &'static str,
 }
 
 const DISTILBERT: Names = Names {
@@ -58,6 +76,7 @@ const DISTILBERT: Names = Names {
     pooler: "pre_classifier",
     pooler_in_backbone: false,
     classifier: "classifier",
+    relative: None,
 };
 
 /// BERT's encoder names, which RoBERTa and XLM-R keep under their own prefix.
@@ -77,6 +96,7 @@ const BERT: Names = Names {
     pooler: "pooler.dense",
     pooler_in_backbone: true,
     classifier: "classifier",
+    relative: None,
 };
 
 /// `RobertaClassificationHead`: `classifier.dense` + tanh, then `classifier.out_proj`.
@@ -88,9 +108,28 @@ const ROBERTA: Names = Names {
     ..BERT
 };
 
+/// `DebertaV2ForSequenceClassification`: BERT's block names but for the attention's projections,
+/// and the `ContextPooler` (`pooler.dense`) beside the backbone.
+const DEBERTA_V2: Names = Names {
+    backbone: "deberta",
+    qkv: ["attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj"],
+    pooler: "pooler.dense",
+    pooler_in_backbone: false,
+    classifier: "classifier",
+    relative: Some(RelativeNames {
+        embedding_projection: "embeddings.embed_proj",
+        embeddings: "encoder.rel_embeddings",
+        norm: "encoder.LayerNorm",
+        pos_query: "attention.self.pos_query_proj",
+        pos_key: "attention.self.pos_key_proj",
+    }),
+    ..BERT
+};
+
 impl Family {
     /// Every family, for error messages.
-    pub const ALL: [Family; 4] = [Family::DistilBert, Family::Bert, Family::Roberta, Family::XlmRoberta];
+    pub const ALL: [Family; 5] =
+        [Family::DistilBert, Family::Bert, Family::Roberta, Family::XlmRoberta, Family::DebertaV2];
 
     /// The family of a config.json `model_type`.
     pub fn from_model_type(model_type: &str) -> Option<Family> {
@@ -104,6 +143,7 @@ impl Family {
             Family::Bert => "bert",
             Family::Roberta => "roberta",
             Family::XlmRoberta => "xlm-roberta",
+            Family::DebertaV2 => "deberta-v2",
         }
     }
 
@@ -114,6 +154,7 @@ impl Family {
             Family::Bert => "BertForSequenceClassification",
             Family::Roberta => "RobertaForSequenceClassification",
             Family::XlmRoberta => "XLMRobertaForSequenceClassification",
+            Family::DebertaV2 => "DebertaV2ForSequenceClassification",
         }
     }
 
@@ -122,6 +163,7 @@ impl Family {
             Family::DistilBert => &DISTILBERT,
             Family::Bert => &BERT,
             Family::Roberta | Family::XlmRoberta => &ROBERTA,
+            Family::DebertaV2 => &DEBERTA_V2,
         }
     }
 
@@ -130,22 +172,29 @@ impl Family {
     /// tokens' ids are just this plus their index); the others from 0.
     pub fn first_position(self, pad_token_id: usize) -> usize {
         match self {
-            Family::DistilBert | Family::Bert => 0,
+            Family::DistilBert | Family::Bert | Family::DebertaV2 => 0,
             Family::Roberta | Family::XlmRoberta => pad_token_id.saturating_add(1),
         }
     }
 
-    /// Whether the model reads the tokenizer's token types (BERT: 1 for the hypothesis). The
-    /// others' tokenizers hand the model none, so every token has type 0.
-    pub fn reads_token_types(self) -> bool {
-        self == Family::Bert
+    /// Whether the model reads the tokenizer's token types (BERT: 1 for the hypothesis; DeBERTa
+    /// where `type_vocab_size` > 0). The others' tokenizers hand the model none, so every token
+    /// has type 0.
+    pub fn reads_token_types(self, type_vocab_size: usize) -> bool {
+        match self {
+            Family::Bert => true,
+            Family::DebertaV2 => type_vocab_size > 0,
+            Family::DistilBert | Family::Roberta | Family::XlmRoberta => false,
+        }
     }
 
-    /// The activation after the dense layer on [CLS].
+    /// The activation after the dense layer on [CLS]; DeBERTa's is its config's
+    /// `pooler_hidden_act` (read by [`crate::config`]), `gelu` by default.
     pub fn head_activation(self) -> Activation {
         match self {
             Family::DistilBert => Activation::Relu,
             Family::Bert | Family::Roberta | Family::XlmRoberta => Activation::Tanh,
+            Family::DebertaV2 => Activation::Gelu,
         }
     }
 }

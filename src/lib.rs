@@ -1,5 +1,6 @@
 //! zeroshot: zero-shot text classification with NLI encoder checkpoints (DistilBERT, BERT, RoBERTa,
-//! XLM-RoBERTa: `typeform/distilbert-base-uncased-mnli` and its kin), in the browser and natively.
+//! XLM-RoBERTa, DeBERTa-v2/v3: `typeform/distilbert-base-uncased-mnli` and its kin), in the browser
+//! and natively.
 //!
 //! Load path: [`files::ModelFiles`] (bytes of a Hub-layout folder) -> [`files::Checkpoint`]
 //! ([`config::Config`] + [`weights::Weights`] + [`tokenizer::NliTokenizer`]), every part checked
@@ -14,6 +15,7 @@ pub mod family;
 pub mod files;
 pub mod model;
 pub mod pipeline;
+pub mod relative;
 pub mod synthetic;
 pub mod template;
 pub mod tokenizer;

@@ -62,11 +62,12 @@ pub fn random_weights(config: &Config, seed: u64) -> Weights {
     let (d, h, eps) = (config.dim, config.hidden_dim, config.layer_norm_eps);
     let embeddings = Embeddings {
         word_embeddings: r.tensor(&[config.vocab_size, d], 1.0),
-        position_embeddings: r.tensor(&[config.max_position_embeddings, d], 1.0),
+        position_embeddings: Some(r.tensor(&[config.max_position_embeddings, d], 1.0)),
         token_type_embeddings: match config.type_vocab_size {
             0 => Tensor::from_vec(vec![1, d], vec![0.0; d]), // a family without types (see weights.rs)
             n => r.tensor(&[n, d], 1.0),
         },
+        projection: None,
         layer_norm: r.layer_norm(d, eps),
     };
     let layers = (0..config.n_layers)
@@ -77,7 +78,8 @@ pub fn random_weights(config: &Config, seed: u64) -> Weights {
             output_norm: r.layer_norm(d, eps),
         })
         .collect();
-    Weights { embeddings, layers, pooler: r.linear(d, d), classifier: r.linear(config.num_labels(), d) }
+    let (pooler, classifier) = (r.linear(d, d), r.linear(config.num_labels(), d));
+    Weights { embeddings, layers, pooler, classifier, relative: None }
 }
 
 /// Multiply-adds x 2 of one forward over `batch` sequences of `seq` tokens, as the forward does

@@ -11,16 +11,23 @@ use ahash::AHashMap;
 use serde::Deserialize;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::models::bpe::BPE;
+use tokenizers::models::unigram::Unigram;
 use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::replace::{Replace, ReplacePattern};
+use tokenizers::normalizers::strip::Strip;
+use tokenizers::normalizers::unicode::NFC;
+use tokenizers::normalizers::utils::{Lowercase, Sequence as NormalizerSequence};
 use tokenizers::normalizers::{BertNormalizer, NormalizerWrapper};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::pre_tokenizers::punctuation::Punctuation;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, Model, ModelWrapper, Tokenizer};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, Model, ModelWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -80,6 +87,10 @@ impl PairLayout {
 pub struct NliTokenizer {
     inner: Tokenizer,
     max_len: usize,
+    /// Whether a longer pair is cut (`only_first`, as transformers cuts it), or refused: where no
+    /// limit binds transformers (a model of relative positions only, without `model_max_length`)
+    /// and `max_len` is zeroshot's own bound.
+    cuts: bool,
     vocab_size: usize,
     layout: PairLayout,
     reads_token_types: bool,
@@ -89,12 +100,15 @@ pub struct NliTokenizer {
 #[derive(Deserialize)]
 struct TokenizerConfig {
     model_max_length: Option<f64>,
-    #[serde(default = "yes")]
-    do_lower_case: bool,
+    /// BERT's default is true, DeBERTa's false.
+    do_lower_case: Option<bool>,
+    /// DeBERTa's: punctuation split from words before SentencePiece.
+    #[serde(default)]
+    split_by_punct: bool,
     #[serde(default = "yes")]
     tokenize_chinese_chars: bool,
     strip_accents: Option<bool>,
-    /// RoBERTa's default is false, XLM-R's true.
+    /// RoBERTa's default is false, XLM-R's and DeBERTa's true.
     add_prefix_space: Option<bool>,
     #[serde(default = "yes")]
     trim_offsets: bool,
@@ -140,12 +154,12 @@ impl NliTokenizer {
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let mut layout = pair_layout(&inner)?;
-        let reads_token_types = config.family.reads_token_types();
+        let reads_token_types = config.reads_token_types();
         if !reads_token_types {
             layout.types = [0; 5];
         }
-        let max_len = max_len(tok_config.model_max_length, config, layout.special_tokens())?;
-        Ok(NliTokenizer { inner, max_len, vocab_size: config.vocab_size, layout, reads_token_types })
+        let (max_len, cuts) = max_len(tok_config.model_max_length, config, layout.special_tokens())?;
+        Ok(NliTokenizer { inner, max_len, cuts, vocab_size: config.vocab_size, layout, reads_token_types })
     }
 
     /// The most ids one pair may have.
@@ -179,6 +193,9 @@ impl NliTokenizer {
         let h = self.ids(hypothesis)?;
         let fixed = h.len() + self.special_tokens();
         let room = self.max_len.saturating_sub(fixed);
+        if premise.ids.len() + fixed > self.max_len && !self.cuts {
+            return Err(Error::TextTooLong { tokens: premise.ids.len() + fixed, max_len: self.max_len });
+        }
         if premise.ids.len() + fixed > self.max_len && room == 0 {
             return Err(Error::HypothesisTooLong {
                 hypothesis: hypothesis.to_string(),
@@ -220,12 +237,13 @@ fn build(files: TokenizerFiles, cfg: &TokenizerConfig, family: Family) -> Result
             (Some(vocab), Some(merges)) => roberta_from_bpe(vocab, merges, cfg),
             _ => Err(Error::Tokenizer("a RoBERTa needs tokenizer.json, or vocab.json and merges.txt".into())),
         },
-        // transformers builds XLM-R's from sentencepiece.bpe.model, a protobuf we do not read.
-        Family::XlmRoberta => Err(Error::Tokenizer(
-            "an XLM-RoBERTa needs tokenizer.json (save one with transformers: \
-             AutoTokenizer.from_pretrained(repo).save_pretrained(folder))"
-                .into(),
-        )),
+        // transformers builds XLM-R's from sentencepiece.bpe.model and DeBERTa's from spm.model,
+        // SentencePiece protobufs we do not read.
+        Family::XlmRoberta | Family::DebertaV2 => Err(Error::Tokenizer(format!(
+            "{} needs tokenizer.json (the Hub's DeBERTa-v3 and XLM-R repos have one; or save one with transformers: \
+             AutoTokenizer.from_pretrained(repo).save_pretrained(folder))",
+            if family == Family::DebertaV2 { "a DeBERTa" } else { "an XLM-RoBERTa" }
+        ))),
     }
 }
 
@@ -241,6 +259,7 @@ fn as_transformers_builds(tokenizer: &mut Tokenizer, json: &[u8], cfg: &Tokenize
         Family::Bert => "BertTokenizer",
         Family::Roberta => "RobertaTokenizer",
         Family::XlmRoberta => "XLMRobertaTokenizer",
+        Family::DebertaV2 => "DebertaV2Tokenizer",
     });
     let fail = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
     match class {
@@ -266,9 +285,73 @@ fn as_transformers_builds(tokenizer: &mut Tokenizer, json: &[u8], cfg: &Tokenize
                 .map_err(fail)?
                 .with_pre_tokenizer(Some(PreTokenizerSequence::new(vec![split, metaspace])));
         }
+        "DebertaV2Tokenizer" => as_deberta_builds(tokenizer, json, cfg)?,
         _ => {}
     }
     Ok(())
+}
+
+/// transformers' `DebertaV2Tokenizer`: the file's Unigram vocabulary (its unknown token the
+/// `unk_token` entry of score 0, else id 1; no byte fallback) and added tokens, with the class's
+/// own normalizer, pre-tokenizer and `[CLS] A [SEP] B [SEP]` template.
+fn as_deberta_builds(tokenizer: &mut Tokenizer, json: &[u8], cfg: &TokenizerConfig) -> Result<()> {
+    let fail = |e: tokenizers::Error| Error::Tokenizer(format!("tokenizer.json: {e}"));
+    let unk = TokenName::or(&cfg.unk_token, "[UNK]");
+    let vocab = unigram_vocab(json)?;
+    let unk_id = vocab.iter().position(|(piece, score)| *piece == unk && *score == 0.0).unwrap_or(1);
+    tokenizer.with_model(Unigram::from(vocab, Some(unk_id), false).map_err(fail)?);
+    let mut normalizers: Vec<NormalizerWrapper> = Vec::new();
+    if cfg.do_lower_case.unwrap_or(false) {
+        normalizers.push(Lowercase.into());
+    }
+    normalizers.push(Replace::new(ReplacePattern::Regex(r"\s{2,}|[\n\r\t]".into()), " ").map_err(fail)?.into());
+    normalizers.extend([NFC.into(), Strip::new(false, true).into()]);
+    tokenizer.with_normalizer(Some(NormalizerSequence::new(normalizers))).map_err(fail)?;
+    let mut pre: Vec<PreTokenizerWrapper> = Vec::new();
+    if cfg.split_by_punct {
+        pre.push(Punctuation::new(SplitDelimiterBehavior::Isolated).into());
+    }
+    let prepend = if cfg.add_prefix_space.unwrap_or(true) { PrependScheme::Always } else { PrependScheme::First };
+    pre.push(Metaspace::new('\u{2581}', prepend, true).into());
+    tokenizer.with_pre_tokenizer(Some(PreTokenizerSequence::new(pre)));
+    let (cls, sep) = (TokenName::or(&cfg.cls_token, "[CLS]"), TokenName::or(&cfg.sep_token, "[SEP]"));
+    let id = |name: &str| {
+        tokenizer.token_to_id(name).ok_or_else(|| Error::Tokenizer(format!("tokenizer.json has no {name} token")))
+    };
+    let template = TemplateProcessing::builder()
+        .try_single(format!("{cls}:0 $A:0 {sep}:0"))
+        .and_then(|b| b.try_pair(format!("{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")))
+        .map_err(|e| Error::Tokenizer(format!("template: {e}")))?
+        .special_tokens(vec![(cls.clone(), id(&cls)?), (sep.clone(), id(&sep)?)])
+        .build()
+        .map_err(|e| Error::Tokenizer(format!("template: {e}")))?;
+    tokenizer.with_post_processor(Some(template));
+    Ok(())
+}
+
+/// A tokenizer.json's Unigram vocabulary: [piece, score] pairs.
+fn unigram_vocab(json: &[u8]) -> Result<Vec<(String, f64)>> {
+    #[derive(Deserialize)]
+    struct File {
+        model: UnigramModel,
+    }
+    #[derive(Deserialize)]
+    struct UnigramModel {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        vocab: serde_json::Value,
+    }
+    let file: File =
+        serde_json::from_slice(json).map_err(|e| Error::Json { file: "tokenizer.json", message: e.to_string() })?;
+    let not_unigram = || Error::Field {
+        file: "tokenizer.json",
+        field: "model",
+        reason: "is not a Unigram (SentencePiece) model; DeBERTa-v2's tokenizer is one".into(),
+    };
+    if file.model.kind.as_deref().is_some_and(|k| k != "Unigram") {
+        return Err(not_unigram());
+    }
+    serde_json::from_value(file.model.vocab).map_err(|_| not_unigram())
 }
 
 /// The `Precompiled` (SentencePiece charsmap) normalizer of a tokenizer.json, alone or in a
@@ -289,7 +372,7 @@ fn precompiled_charsmap(json: &[u8]) -> Result<Option<NormalizerWrapper>> {
 
 /// BERT's normalizer with tokenizer_config.json's options, as transformers' `BertTokenizer` sets it.
 fn bert_normalizer(cfg: &TokenizerConfig) -> BertNormalizer {
-    BertNormalizer::new(true, cfg.tokenize_chinese_chars, cfg.strip_accents, cfg.do_lower_case)
+    BertNormalizer::new(true, cfg.tokenize_chinese_chars, cfg.strip_accents, cfg.do_lower_case.unwrap_or(true))
 }
 
 /// RoBERTa's ByteLevel pre-tokenizer with tokenizer_config.json's options.
@@ -302,13 +385,16 @@ fn byte_level(cfg: &TokenizerConfig) -> tokenizers::pre_tokenizers::byte_level::
 }
 
 /// The pair length limit: the smaller of `model_max_length` and the positions a sequence may
-/// use. A limit that leaves no room for a token of text beside the special tokens is refused.
-fn max_len(model_max_length: Option<f64>, config: &Config, specials: usize) -> Result<usize> {
+/// use, and whether longer pairs are cut (not where the limit is zeroshot's own bound on a model
+/// without a position table). A limit that leaves no room for a token of text beside the special
+/// tokens is refused.
+fn max_len(model_max_length: Option<f64>, config: &Config, specials: usize) -> Result<(usize, bool)> {
     let positions = config.max_tokens();
     let (limit, file, field, claimed) = match model_max_length {
         Some(m) if m < positions as f64 => (m.max(0.0) as usize, "tokenizer_config.json", "model_max_length", m),
         _ => (positions, "config.json", "max_position_embeddings", positions as f64),
     };
+    let cuts = config.absolute_positions || limit < positions;
     if limit < specials + 2 {
         return Err(Error::Field {
             file,
@@ -318,7 +404,7 @@ fn max_len(model_max_length: Option<f64>, config: &Config, specials: usize) -> R
             ),
         });
     }
-    Ok(limit)
+    Ok((limit, cuts))
 }
 
 /// How the tokenizer's own post-processor lays out a pair, read by encoding probe pairs: the

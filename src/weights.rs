@@ -10,7 +10,8 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::family::Names;
+use crate::family::{Names, RelativeNames};
+use crate::relative::RelativeAttention;
 
 /// The bytes of a `model.safetensors` file, shared by every tensor borrowed from it.
 pub type WeightBytes = Arc<Vec<u8>>;
@@ -30,6 +31,13 @@ enum Data {
         len: usize,
     },
     Owned(Vec<f32>),
+    /// `len` little-endian f16 values starting at byte `start` of the file: an f16 word
+    /// embedding, which is only gathered, so it is kept as stored (widened row by row).
+    F16 {
+        bytes: WeightBytes,
+        start: usize,
+        len: usize,
+    },
     /// Row r's values are `q[r * cols..][..cols] as f32 * scales[r]`, as the converter wrote them.
     Int8 {
         q: Int8Data,
@@ -64,6 +72,8 @@ pub enum Values<'a> {
     },
     /// Row blocks held apart, in order (see [`Tensor::stack`]).
     Stacked(&'a [Tensor]),
+    /// Little-endian f16 values, two bytes each (an f16 word embedding).
+    F16(&'a [u8]),
     /// [rows, cols] int8 values and their [cols] scales (see [`Tensor::from_int8_by_column`]).
     Int8ByColumn {
         q: &'a [i8],
@@ -77,10 +87,12 @@ impl Tensor {
     pub fn data(&self) -> Result<&[f32]> {
         match self.values() {
             Values::F32(values) => Ok(values),
-            Values::Int8 { .. } | Values::Stacked(_) | Values::Int8ByColumn { .. } => Err(Error::Backend(format!(
-                "an int8 or stacked tensor of shape {:?} reached an op that takes only one f32 block",
-                self.shape
-            ))),
+            Values::Int8 { .. } | Values::Stacked(_) | Values::Int8ByColumn { .. } | Values::F16(_) => {
+                Err(Error::Backend(format!(
+                    "an int8, f16 or stacked tensor of shape {:?} reached an op that takes only one f32 block",
+                    self.shape
+                )))
+            }
         }
     }
 
@@ -99,6 +111,7 @@ impl Tensor {
             }
             Data::Stacked(parts) => Values::Stacked(parts),
             Data::Int8ByColumn { q, scales } => Values::Int8ByColumn { q, scales },
+            Data::F16 { bytes, start, len } => Values::F16(&bytes[*start..*start + len * 2]),
         }
     }
 
@@ -113,13 +126,14 @@ impl Tensor {
                 let cols = scales.len().max(1);
                 q.iter().enumerate().map(|(i, &v)| f32::from(v) * scales[i % cols]).collect()
             }
+            Values::F16(bytes) => widen_f16(bytes),
         }
     }
 
     /// Whether the values are read in place from the file bytes (no copy).
     pub fn is_borrowed(&self) -> bool {
         match &self.data {
-            Data::Borrowed { .. } | Data::Int8 { q: Int8Data::Borrowed { .. }, .. } => true,
+            Data::Borrowed { .. } | Data::Int8 { q: Int8Data::Borrowed { .. }, .. } | Data::F16 { .. } => true,
             Data::Stacked(parts) => parts.iter().all(Tensor::is_borrowed),
             Data::Owned(_) | Data::Int8 { .. } | Data::Int8ByColumn { .. } => false,
         }
@@ -131,7 +145,7 @@ impl Tensor {
         match &self.data {
             Data::Int8 { .. } | Data::Int8ByColumn { .. } => true,
             Data::Stacked(parts) => !parts.is_empty() && parts.iter().all(Tensor::is_int8),
-            Data::Owned(_) | Data::Borrowed { .. } => false,
+            Data::Owned(_) | Data::Borrowed { .. } | Data::F16 { .. } => false,
         }
     }
 
@@ -153,6 +167,12 @@ impl Tensor {
     /// An owned tensor; used by tests and synthetic models.
     pub fn from_vec(shape: Vec<usize>, values: Vec<f32>) -> Self {
         Tensor { shape, data: Data::Owned(values) }
+    }
+
+    /// An f16 tensor from its little-endian bytes (two per value), held as f16.
+    pub fn from_f16_bytes(shape: Vec<usize>, bytes: Vec<u8>) -> Self {
+        let len = bytes.len() / 2;
+        Tensor { shape, data: Data::F16 { bytes: Arc::new(bytes), start: 0, len } }
     }
 
     /// An owned int8 tensor, [rows, cols] with one scale per row.
@@ -182,6 +202,11 @@ pub fn dequantize(q: &[i8], scales: &[f32]) -> Vec<f32> {
     out
 }
 
+/// Little-endian f16 bytes as f32 values.
+pub fn widen_f16(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+}
+
 /// [`dequantize`] into `out` (as long as `q`), a loop the compiler vectorises: the matmuls call
 /// it once per weight panel per forward.
 pub fn dequantize_into(q: &[i8], scales: &[f32], out: &mut [f32]) {
@@ -209,16 +234,35 @@ pub struct LayerNorm<T = Tensor> {
     pub eps: f32,
 }
 
-/// The embeddings: `LayerNorm(word[id] + token_type[type] + position[p])`.
+/// The embeddings: `LayerNorm(word[id] + token_type[type] + position[p])`, the sum taken from
+/// the embedding width E to `dim` by `projection` where a DeBERTa has its own `embedding_size`.
 pub struct Embeddings<T = Tensor> {
-    /// [vocab_size, dim]
+    /// [vocab_size, E]
     pub word_embeddings: T,
-    /// [max_position_embeddings, dim]
-    pub position_embeddings: T,
-    /// [type_vocab_size, dim]; one row of zeros for a family without types (adding it changes
-    /// no bit), so every family's embedding is the same sum.
+    /// [max_position_embeddings, E]; `None` for a model of relative positions only (DeBERTa-v3).
+    pub position_embeddings: Option<T>,
+    /// [type_vocab_size, E]; one row of zeros for a model without types (adding it changes no
+    /// bit), so every family's embedding is the same sum.
     pub token_type_embeddings: T,
+    /// DeBERTa's `embed_proj` ([dim, E], a zero bias): where E differs from `dim`.
+    pub projection: Option<Linear<T>>,
     pub layer_norm: LayerNorm<T>,
+}
+
+/// DeBERTa's relative positions: what each layer's c2p and p2c terms read
+/// ([`crate::relative`]).
+pub struct Relative<T = Tensor> {
+    /// The relative-position embeddings, [2 * span, dim].
+    pub embeddings: T,
+    /// Their LayerNorm, where `norm_rel_ebd` asks for one.
+    pub norm: Option<LayerNorm<T>>,
+    /// Per layer, the Linear that takes `embeddings` to the position queries (p2c's) and then the
+    /// position keys (c2p's), side by side: [terms * dim, dim]. Under `share_att_key` these are
+    /// the layer's own query and key projections.
+    pub projections: Vec<Linear<T>>,
+    /// The row of `embeddings` for each distance ([`crate::relative::RelativeAttention::rows`]):
+    /// [2 * max_tokens - 1].
+    pub rows: T,
 }
 
 /// A block's self-attention projections.
@@ -252,6 +296,8 @@ pub struct Weights<T = Tensor> {
     pub pooler: Linear<T>,
     /// [num_labels, dim]
     pub classifier: Linear<T>,
+    /// DeBERTa's relative positions; `None` for the other families.
+    pub relative: Option<Relative<T>>,
 }
 
 impl Tensor {
@@ -263,7 +309,7 @@ impl Tensor {
             .iter()
             .map(|t| match t.values() {
                 Values::Int8 { q, scales } => Some((q, scales)),
-                Values::F32(_) | Values::Stacked(_) | Values::Int8ByColumn { .. } => None,
+                Values::F32(_) | Values::Stacked(_) | Values::Int8ByColumn { .. } | Values::F16(_) => None,
             })
             .collect();
         match int8 {
@@ -276,7 +322,7 @@ impl Tensor {
                 for t in parts {
                     match t.values() {
                         Values::F32(v) => values.extend_from_slice(v),
-                        Values::Int8 { .. } | Values::Stacked(_) | Values::Int8ByColumn { .. } => {
+                        Values::Int8 { .. } | Values::Stacked(_) | Values::Int8ByColumn { .. } | Values::F16(_) => {
                             values.extend(t.dequantized())
                         }
                     }
@@ -311,13 +357,31 @@ impl<T> LayerNorm<T> {
 }
 
 impl<T> Embeddings<T> {
-    /// Every tensor through `f`.
+    /// Every tensor through `f` (a projection's too, as plain tensors: [`Weights::try_map`] gives
+    /// it to the backend's Linear layout instead).
     pub fn try_map<U>(self, f: &mut impl FnMut(T) -> Result<U>) -> Result<Embeddings<U>> {
         Ok(Embeddings {
             word_embeddings: f(self.word_embeddings)?,
-            position_embeddings: f(self.position_embeddings)?,
+            position_embeddings: self.position_embeddings.map(&mut *f).transpose()?,
             token_type_embeddings: f(self.token_type_embeddings)?,
+            projection: self.projection.map(|l| l.try_map(f)).transpose()?,
             layer_norm: self.layer_norm.try_map(f)?,
+        })
+    }
+}
+
+impl<T> Relative<T> {
+    /// Every tensor through `tensor`, every Linear through `linear`.
+    pub fn try_map<U>(
+        self,
+        tensor: &mut impl FnMut(T) -> Result<U>,
+        linear: &mut impl FnMut(Linear<T>) -> Result<Linear<U>>,
+    ) -> Result<Relative<U>> {
+        Ok(Relative {
+            embeddings: tensor(self.embeddings)?,
+            norm: self.norm.map(|ln| ln.try_map(tensor)).transpose()?,
+            projections: self.projections.into_iter().map(&mut *linear).collect::<Result<_>>()?,
+            rows: tensor(self.rows)?,
         })
     }
 }
@@ -330,7 +394,10 @@ impl<T> Weights<T> {
         mut tensor: impl FnMut(T) -> Result<U>,
         mut linear: impl FnMut(Linear<T>) -> Result<Linear<U>>,
     ) -> Result<Weights<U>> {
-        let embeddings = self.embeddings.try_map(&mut tensor)?;
+        // The embeddings' projection is a Linear: it goes through `linear`, the rest through `tensor`.
+        let mut embeddings = self.embeddings;
+        let projection = embeddings.projection.take().map(&mut linear).transpose()?;
+        let embeddings = Embeddings { projection, ..embeddings.try_map(&mut tensor)? };
         let mut layers = Vec::with_capacity(self.layers.len());
         for l in self.layers {
             let a = l.attention;
@@ -341,7 +408,8 @@ impl<T> Weights<T> {
                 output_norm: l.output_norm.try_map(&mut tensor)?,
             });
         }
-        Ok(Weights { embeddings, layers, pooler: linear(self.pooler)?, classifier: linear(self.classifier)? })
+        let relative = self.relative.map(|r| r.try_map(&mut tensor, &mut linear)).transpose()?;
+        Ok(Weights { embeddings, layers, pooler: linear(self.pooler)?, classifier: linear(self.classifier)?, relative })
     }
 }
 
@@ -366,6 +434,7 @@ impl Weights {
             layers,
             pooler,
             classifier: loader.head_linear(names.classifier, config.num_labels(), d)?,
+            relative: loader.relative(config)?,
         })
     }
 }
@@ -400,19 +469,82 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn embeddings(&self, config: &Config) -> Result<Embeddings> {
-        let (n, d) = (self.names, config.dim);
+        let (n, e) = (self.names, config.embedding_size);
         let word = self.backbone(&format!("{}.weight", n.word_embeddings))?;
-        let position = self.backbone(&format!("{}.weight", n.position_embeddings))?;
-        let token_type_embeddings = match n.token_type_embeddings {
-            Some(name) => self.named(&self.backbone(&format!("{name}.weight"))?, &[config.type_vocab_size, d])?,
-            None => Tensor::from_vec(vec![1, d], vec![0.0; d]),
+        let position_embeddings = match config.absolute_positions {
+            true => Some(self.named(
+                &self.backbone(&format!("{}.weight", n.position_embeddings))?,
+                &[config.max_position_embeddings, e],
+            )?),
+            false => None,
+        };
+        let token_type_embeddings = match n.token_type_embeddings.filter(|_| config.type_vocab_size > 0) {
+            Some(name) => self.named(&self.backbone(&format!("{name}.weight"))?, &[config.type_vocab_size, e])?,
+            None => Tensor::from_vec(vec![1, e], vec![0.0; e]),
         };
         Ok(Embeddings {
-            word_embeddings: self.weight(&word, &[config.vocab_size, d])?,
-            position_embeddings: self.named(&position, &[config.max_position_embeddings, d])?,
+            word_embeddings: self.word_table(&word, &[config.vocab_size, e])?,
+            position_embeddings,
             token_type_embeddings,
-            layer_norm: self.layer_norm(n.embeddings_norm, d)?,
+            projection: self.embedding_projection(config)?,
+            layer_norm: self.layer_norm(n.embeddings_norm, config.dim)?,
         })
+    }
+
+    /// DeBERTa's `embed_proj` (no bias: a zero one) where `embedding_size` differs from `dim`.
+    fn embedding_projection(&self, config: &Config) -> Result<Option<Linear>> {
+        let Some(rel) = self.names.relative.as_ref().filter(|_| config.embedding_size != config.dim) else {
+            return Ok(None);
+        };
+        let name = self.backbone(&format!("{}.weight", rel.embedding_projection))?;
+        let weight = self.weight(&name, &[config.dim, config.embedding_size])?;
+        Ok(Some(Linear { weight, bias: Tensor::from_vec(vec![config.dim], vec![0.0; config.dim]) }))
+    }
+
+    /// The word embedding as stored: F32 in place, int8 with its scales, F16 kept as f16 (it is
+    /// only gathered, a row at a time); BF16 widened.
+    fn word_table(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let view = self.view(name, shape)?;
+        if view.dtype() != Dtype::F16 {
+            return self.weight(name, shape);
+        }
+        let raw = view.data();
+        if let Some((index, value)) = widen_f16(raw).into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFiniteWeight { name: name.to_string(), index, value });
+        }
+        let start = raw.as_ptr() as usize - self.bytes.as_ptr() as usize;
+        let data = Data::F16 { bytes: Arc::clone(self.bytes), start, len: raw.len() / 2 };
+        Ok(Tensor { shape: shape.to_vec(), data })
+    }
+
+    /// DeBERTa's relative-position embeddings, their LayerNorm, each layer's projections of them
+    /// and the row of every distance; `None` for a config without relative attention.
+    fn relative(&self, config: &Config) -> Result<Option<Relative>> {
+        let (Some(names), Some(rel)) = (self.names.relative.as_ref(), config.relative.as_ref()) else {
+            return Ok(None);
+        };
+        let d = config.dim;
+        let embeddings = self.named(&self.backbone(&format!("{}.weight", names.embeddings))?, &[2 * rel.span(), d])?;
+        let norm = match rel.norm_embeddings {
+            true => Some(self.layer_norm(names.norm, d)?),
+            false => None,
+        };
+        let projections = (0..config.n_layers)
+            .map(|i| self.position_projection(&format!("{}.{i}", self.names.layers), names, rel, d))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = rel.rows(config.max_tokens());
+        Ok(Some(Relative { embeddings, norm, projections, rows: Tensor::from_vec(vec![rows.len()], rows) }))
+    }
+
+    /// Layer `p`'s projection of the relative embeddings: the position queries (p2c) then the
+    /// position keys (c2p), from its query and key projections under `share_att_key`, else from
+    /// `pos_query_proj` and `pos_key_proj`.
+    fn position_projection(&self, p: &str, names: &RelativeNames, rel: &RelativeAttention, d: usize) -> Result<Linear> {
+        let [query, key, _] = self.names.qkv;
+        let (query, key) = if rel.share_att_key { (query, key) } else { (names.pos_query, names.pos_key) };
+        let parts = [(rel.p2c, query), (rel.c2p, key)].into_iter().filter(|(used, _)| *used);
+        let linears = parts.map(|(_, name)| self.linear(&format!("{p}.{name}"), d, d)).collect::<Result<Vec<_>>>()?;
+        Ok(Linear::stack(linears))
     }
 
     fn block(&self, p: &str, d: usize, h: usize) -> Result<Block> {

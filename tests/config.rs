@@ -44,6 +44,9 @@ fn fixtures_parse_with_their_label_orders() {
         ("roberta-bpe", 2, 0),
         ("roberta-json", 0, 1),
         ("xlmr-unigram", 0, 1),
+        ("deberta-v3", 0, 2),
+        ("deberta-v2-abs", 0, 1),
+        ("deberta-c2p", 1, 0),
     ];
     for (name, entail, contra) in expected {
         let c = Config::from_json(&files(name).config_json).unwrap();
@@ -91,8 +94,8 @@ type Edit = dyn FnOnce(&mut serde_json::Value);
 fn refusals_name_the_problem() {
     let cases: Vec<(Box<Edit>, &str)> = vec![
         (
-            Box::new(|v| v["model_type"] = json!("deberta-v2")),
-            r#"model_type is "deberta-v2"; zeroshot runs "distilbert", "bert", "roberta" and "xlm-roberta" models"#,
+            Box::new(|v| v["model_type"] = json!("deberta")),
+            r#"model_type is "deberta"; zeroshot runs "distilbert", "bert", "roberta", "xlm-roberta" and "deberta-v2" (DeBERTa-v3) models"#,
         ),
         (
             Box::new(|v| v["architectures"] = json!(["DistilBertForMaskedLM"])),
@@ -194,4 +197,65 @@ fn bert_family_refusals_name_the_field() {
     refused(&|v| v["pad_token_id"] = json!(u64::MAX), "positions would start at");
     refused(&|v| v["max_position_embeddings"] = json!(9000), "max_position_embeddings is 9000; at most 8194");
     refused(&|v| v["num_attention_heads"] = json!(5), "dim 32 is not divisible by n_heads 5");
+}
+
+/// A DeBERTa-v3 config.json as the Hub's repos have it (microsoft/deberta-v3-xsmall's shape).
+fn deberta_config() -> serde_json::Value {
+    json!({
+        "model_type": "deberta-v2", "architectures": ["DebertaV2ForSequenceClassification"],
+        "vocab_size": 128100, "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+        "intermediate_size": 1536, "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 0,
+        "position_biased_input": false, "relative_attention": true, "max_relative_positions": -1,
+        "position_buckets": 256, "pos_att_type": ["p2c", "c2p"], "share_att_key": true, "norm_rel_ebd": "layer_norm",
+        "layer_norm_eps": 1e-7, "pooler_hidden_size": 384, "pooler_hidden_act": "gelu", "pad_token_id": 0,
+        "id2label": {"0": "entailment", "1": "not_entailment"}, "label2id": {"entailment": 0, "not_entailment": 1},
+    })
+}
+
+#[test]
+fn deberta_configs_read_their_own_fields() {
+    let c = Config::from_json(&serde_json::to_vec(&deberta_config()).unwrap()).unwrap();
+    assert_eq!((c.dim, c.embedding_size, c.n_layers, c.n_heads, c.hidden_dim), (384, 384, 12, 6, 1536));
+    assert_eq!((c.type_vocab_size, c.absolute_positions, c.reads_token_types()), (0, false, false));
+    // No position table: texts are bounded by zeroshot's own limit, not max_position_embeddings.
+    assert_eq!(c.max_tokens(), zeroshot::config::MAX_RELATIVE_TOKENS);
+    let r = c.relative.as_ref().unwrap();
+    // max_relative_positions -1 falls back to max_position_embeddings; 256 buckets, span 256.
+    assert_eq!((r.position_buckets, r.max_relative_positions, r.span(), r.terms()), (256, 512, 256, 2));
+    assert!(r.c2p && r.p2c && r.share_att_key && r.norm_embeddings);
+    assert_eq!((c.layer_norm_eps, c.head_activation), (1e-7, Activation::Gelu));
+    let mut v = deberta_config();
+    v["pos_att_type"] = json!("C2P | p2c");
+    v["position_buckets"] = json!(-1);
+    v["type_vocab_size"] = json!(2);
+    v["embedding_size"] = json!(128);
+    v["pooler_hidden_act"] = json!("tanh");
+    let c = Config::from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
+    let r = c.relative.as_ref().unwrap();
+    assert_eq!((r.position_buckets, r.span(), r.terms(), c.embedding_size), (0, 512, 2, 128));
+    assert_eq!((c.reads_token_types(), c.head_activation), (true, Activation::Tanh));
+}
+
+#[test]
+fn deberta_refusals_name_the_option() {
+    let refused = |edit: &dyn Fn(&mut serde_json::Value), expected: &str| {
+        let mut v = deberta_config();
+        edit(&mut v);
+        let got = message(Config::from_json(&serde_json::to_vec(&v).unwrap()));
+        assert!(got.contains(expected), "message {got:?} lacks {expected:?}");
+    };
+    refused(
+        &|v| v["conv_kernel_size"] = json!(3),
+        "conv_kernel_size is 3; zeroshot does not run DeBERTa-v2's convolution layer",
+    );
+    refused(&|v| v["relative_attention"] = json!(false), "relative_attention is false");
+    refused(&|v| v["pos_att_type"] = json!(["c2p", "p2p"]), r#"pos_att_type names "p2p""#);
+    refused(&|v| v["pos_att_type"] = json!(7), "pos_att_type is 7");
+    refused(&|v| v["attention_head_size"] = json!(32), "attention_head_size is 32");
+    refused(&|v| v["pooler_hidden_size"] = json!(768), "pooler_hidden_size is 768");
+    refused(&|v| v["position_buckets"] = json!(1), "position_buckets is 1");
+    refused(&|v| v["position_buckets"] = json!(9000), "position_buckets is 9000; at most 8194");
+    refused(&|v| v["pooler_hidden_act"] = json!("swish"), r#"activation "swish" is not supported"#);
+    refused(&|v| v["embedding_size"] = json!(0), "embedding_size must be at least 1");
+    refused(&|v| v["architectures"] = json!(["DebertaV2ForMaskedLM"]), r#"architectures names "DebertaV2ForMaskedLM""#);
 }

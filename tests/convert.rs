@@ -70,6 +70,24 @@ fn converted_files_hold_what_the_format_says() {
     assert!(again == int8, "the converter is deterministic");
 }
 
+/// An f16 file's word embedding, which is only gathered, is kept as f16, read in place (the
+/// Linears are widened to f32 on the CPU); an fp32 one is read in place too.
+#[test]
+fn the_word_embedding_is_never_widened_or_copied() {
+    for name in ["typeform-layout-f16", "typeform-layout"] {
+        let checkpoint = Checkpoint::load(files(name)).unwrap();
+        let words = &checkpoint.weights.embeddings.word_embeddings;
+        assert!(words.is_borrowed(), "{name}: the word embedding is read in place");
+        let bytes = match words.values() {
+            zeroshot::weights::Values::F16(halves) => halves.len(),
+            zeroshot::weights::Values::F32(values) => values.len() * 4,
+            _ => panic!("{name}: the word embedding is neither f16 nor f32"),
+        };
+        let per_value = if name.ends_with("f16") { 2 } else { 4 };
+        assert_eq!(bytes, words.shape.iter().product::<usize>() * per_value, "{name}");
+    }
+}
+
 /// int8 weights are kept as int8, read in place from the file, by the loader and the CPU backend.
 #[test]
 fn the_cpu_keeps_int8_weights_as_int8() {
@@ -92,21 +110,30 @@ fn the_cpu_keeps_int8_weights_as_int8() {
 /// which the embedding reads as f32, stay f32; the int8 copy loads with its weights int8.
 #[test]
 fn every_family_converts_its_linears_to_int8() {
-    for (name, prefix) in [("bert-vocab", "bert"), ("roberta-bpe", "roberta"), ("xlmr-unigram", "roberta")] {
+    let deberta_tables = ["embeddings.position_embeddings.weight", "encoder.rel_embeddings.weight"];
+    for (name, prefix) in
+        [("bert-vocab", "bert"), ("roberta-bpe", "roberta"), ("xlmr-unigram", "roberta"), ("deberta-v2-abs", "deberta")]
+    {
         let int8 = convert(&files(name).model_safetensors, WeightFormat::Int8).unwrap();
         let file = SafeTensors::deserialize(&int8).unwrap();
         let dtype = |t: &str| file.tensor(t).unwrap_or_else(|_| panic!("{name}: no {t}")).dtype();
+        let query = if prefix == "deberta" { "query_proj" } else { "query" };
         for t in [
-            "encoder.layer.0.attention.self.query.weight",
+            &format!("encoder.layer.0.attention.self.{query}.weight")[..],
             "encoder.layer.1.output.dense.weight",
             "embeddings.word_embeddings.weight",
         ] {
             assert_eq!(dtype(&format!("{prefix}.{t}")), Dtype::I8, "{name} {t}");
         }
-        for t in ["embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight"] {
+        let tables = ["embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight"];
+        for t in if prefix == "deberta" { deberta_tables } else { tables } {
             assert_eq!(dtype(&format!("{prefix}.{t}")), Dtype::F32, "{name} {t}");
         }
-        let head = if prefix == "bert" { "bert.pooler.dense.weight" } else { "classifier.out_proj.weight" };
+        let head = match prefix {
+            "bert" => "bert.pooler.dense.weight",
+            "deberta" => "pooler.dense.weight",
+            _ => "classifier.out_proj.weight",
+        };
         assert_eq!(dtype(head), Dtype::I8, "{name} {head}");
         let checkpoint =
             Checkpoint::load(zeroshot::ModelFiles { model_safetensors: Arc::new(int8), ..files(name) }).unwrap();
@@ -142,15 +169,16 @@ fn drift(name: &str, format: WeightFormat) -> (f64, usize, usize) {
 }
 
 /// f16 and int8 copies of every fixture against transformers' fp32 scores. Bounds from the
-/// measured drift (printed), with room: f16 moves scores by at most 3.4e-3 and keeps every top
-/// label; int8 moves them by up to 4.8e-2 and swaps 2 of 15 top labels (near ties) on these
+/// measured drift (printed), with room: f16 moves scores by at most 4.6e-3 and keeps every top
+/// label; int8 moves them by up to 5.7e-2 and swaps 2 of 15 top labels (near ties) on these
 /// tiny models, whose 16- to 24-wide rows get the coarsest per-row scales
 /// (`bench/agreement.py` measures the full-size model on a 600-text corpus).
 #[test]
 fn converted_fixtures_stay_close_to_fp32() {
-    let families = ["bert-vocab", "roberta-bpe", "roberta-json", "xlmr-unigram"];
+    let families =
+        ["bert-vocab", "roberta-bpe", "roberta-json", "xlmr-unigram", "deberta-v3", "deberta-v2-abs", "deberta-c2p"];
     for name in ["typeform-layout", "tokenizer-json", "f16-relu"].into_iter().chain(families) {
-        for (format, tol, min_agree) in [(WeightFormat::F16, 5e-3, 1.0), (WeightFormat::Int8, 0.1, 0.8)] {
+        for (format, tol, min_agree) in [(WeightFormat::F16, 1e-2, 1.0), (WeightFormat::Int8, 0.1, 0.8)] {
             let (worst, agree, cases) = drift(name, format);
             println!("{name} {}: max |dscore| {worst:.2e}, top-1 {agree}/{cases}", format.name());
             assert!(worst <= tol, "{name} {}: max |dscore| {worst}, over {tol}", format.name());

@@ -62,16 +62,22 @@ fn naive_embed(batch: &Batch, emb: &Embeddings, lengths: &[usize]) -> Vec<f32> {
                 row(&emb.word_embeddings, batch.ids[at] as usize),
                 row(&emb.token_type_embeddings, batch.type_ids[at] as usize),
             );
-            let p = row(&emb.position_embeddings, FIRST_POSITION + t);
+            let p = row(emb.position_embeddings.as_ref().unwrap(), FIRST_POSITION + t);
             let x: Vec<f64> = (0..dim).map(|i| w[i] as f64 + k[i] as f64 + p[i] as f64).collect();
-            let mean = x.iter().sum::<f64>() / dim as f64;
-            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / dim as f64;
-            let (g, beta) = (emb.layer_norm.weight.data().unwrap(), emb.layer_norm.bias.data().unwrap());
-            let inv = 1.0 / (var + EPS as f64).sqrt();
-            out.extend((0..dim).map(|i| ((x[i] - mean) * inv * g[i] as f64 + beta[i] as f64) as f32));
+            out.extend(naive_layer_norm(&x, &emb.layer_norm));
         }
     }
     out
+}
+
+/// LayerNorm of one row in f64 (with the tests' epsilon).
+fn naive_layer_norm(x: &[f64], ln: &LayerNorm) -> Vec<f32> {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let (g, beta) = (ln.weight.data().unwrap(), ln.bias.data().unwrap());
+    let inv = 1.0 / (var + EPS as f64).sqrt();
+    x.iter().enumerate().map(|(i, v)| ((v - mean) * inv * g[i] as f64 + beta[i] as f64) as f32).collect()
 }
 
 fn run_linear<B: Backend>(b: &mut B, x: &Tensor, w: Linear, act: Option<Activation>) -> Vec<f32> {
@@ -223,8 +229,8 @@ fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], (dim, heads, max_pos): Dim
     let qkv = b.load_tensor(Tensor::from_vec(vec![qkv.len() / (3 * dim), 3 * dim], qkv)).unwrap();
     let input = b.upload_batch(&batch).unwrap();
     let x = b.embed(&input, &emb).unwrap();
-    let ctx = b.attention(&qkv, &input, heads, Queries::All).unwrap();
-    let ctx_cls = b.attention(&qkv, &input, heads, Queries::Cls).unwrap();
+    let ctx = b.attention(&qkv, None, &input, heads, Queries::All).unwrap();
+    let ctx_cls = b.attention(&qkv, None, &input, heads, Queries::Cls).unwrap();
     let y = b.add_layer_norm(&ctx, &x, &ln).unwrap();
     let x_cls = b.cls_rows(&x, &input).unwrap();
     let y_cls = b.add_layer_norm(&ctx_cls, &x_cls, &ln).unwrap();
@@ -237,8 +243,9 @@ fn run_rest<B: Backend>(b: &mut B, lengths: &[usize], (dim, heads, max_pos): Dim
 fn embeddings(vocab: usize, dim: usize, max_pos: usize) -> Embeddings {
     Embeddings {
         word_embeddings: tensor(&[vocab, dim], 1, 1.0),
-        position_embeddings: tensor(&[max_pos, dim], 2, 1.0),
+        position_embeddings: Some(tensor(&[max_pos, dim], 2, 1.0)),
         token_type_embeddings: tensor(&[2, dim], 4, 1.0),
+        projection: None,
         layer_norm: layer_norm(dim, 3),
     }
 }
@@ -296,6 +303,14 @@ fn embed_attention_layer_norm_and_cls_rows() {
     }
 }
 
+/// softmax(scores) @ values in f64, the values of key k given by `value(k)`: one query's [hd].
+fn naive_context<'a>(scores: &[f64], value: impl Fn(usize) -> &'a [f32], hd: usize) -> Vec<f32> {
+    let max = scores.iter().copied().fold(f64::MIN, f64::max);
+    let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    (0..hd).map(|d| exp.iter().enumerate().map(|(k, e)| e / sum * value(k)[d] as f64).sum::<f64>() as f32).collect()
+}
+
 /// The CPU's attention (real tokens' rows only) against a naive per-(sequence, head, query) loop
 /// in f64 over the fused, padded [rows, 3*dim] qkv; padding keys must get no weight.
 fn check_against_naive(ctx: &[f32], qkv: &[f32], lengths: &[usize], dim: usize, heads: usize) {
@@ -313,13 +328,8 @@ fn check_against_naive(ctx: &[f32], qkv: &[f32], lengths: &[usize], dim: usize, 
                         dot / (hd as f64).sqrt()
                     })
                     .collect();
-                let max = scores.iter().copied().fold(f64::MIN, f64::max);
-                let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-                let sum: f64 = exp.iter().sum();
-                for d in 0..hd {
-                    let v: f64 = (0..len).map(|k| exp[k] / sum * at(2, k)[d] as f64).sum();
-                    want[(b * seq + q) * dim + h * hd + d] = v as f32;
-                }
+                let ctx = naive_context(&scores, |k| at(2, k), hd);
+                want[(b * seq + q) * dim + h * hd..][..hd].copy_from_slice(&ctx);
             }
         }
     }
@@ -390,15 +400,15 @@ fn cls_self_attention_matches_the_projection_then_attention() {
             let w = b.load_linear(qkv_weight(int8)).unwrap();
             let input = b.upload_batch(&batch).unwrap();
             let qkv = b.qkv(&x, &w, &input, Queries::All).unwrap();
-            let want = b.attention(&qkv, &input, heads, Queries::Cls).unwrap();
-            let got = b.self_attention(&x, &w, &input, heads, Queries::Cls).unwrap();
+            let want = b.attention(&qkv, None, &input, heads, Queries::Cls).unwrap();
+            let got = b.self_attention(&x, &w, None, &input, heads, Queries::Cls).unwrap();
             assert_eq!(got.shape, [lengths.len(), dim], "{what}");
             assert_close(&format!("cpu [CLS] self-attention {what}"), got.data().unwrap(), want.data().unwrap(), TOL);
             let Some(gpu) = gpu.as_mut().filter(|_| !int8 && threads == 1 && dim < 768) else { continue };
             let padded = Tensor::from_vec(vec![batch.rows(), dim], padded(x.data().unwrap(), lengths, dim));
             let (x, w) = (gpu.load_tensor(padded).unwrap(), gpu.load_linear(qkv_weight(false)).unwrap());
             let input = gpu.upload_batch(&batch).unwrap();
-            let ctx = gpu.self_attention(&x, &w, &input, heads, Queries::Cls).unwrap();
+            let ctx = gpu.self_attention(&x, &w, None, &input, heads, Queries::Cls).unwrap();
             let ctx = pollster::block_on(gpu.read(&ctx)).unwrap();
             assert_close(&format!("gpu [CLS] self-attention {what}"), &ctx, got.data().unwrap(), TOL);
         }
@@ -414,6 +424,192 @@ fn padded(t: &[f32], lengths: &[usize], dim: usize) -> Vec<f32> {
     for (b, &len) in lengths.iter().enumerate() {
         out[b * seq * dim..][..len * dim].copy_from_slice(&t[at..at + len * dim]);
         at += len * dim;
+    }
+    out
+}
+
+/// A DeBERTa relative-attention case: (sequence lengths, dim, heads, position_buckets (0: none),
+/// max_relative_positions, c2p, p2c).
+type RelativeCase = (&'static [usize], usize, usize, usize, usize, bool, bool);
+
+/// The relative terms of a case: its config, a random [2 span, terms * dim] projection and the
+/// row of each distance up to the longest sequence.
+fn relative_inputs(case: RelativeCase) -> (zeroshot::relative::RelativeAttention, Tensor, Tensor) {
+    let (lengths, dim, _, position_buckets, max_relative_positions, c2p, p2c) = case;
+    let relative = zeroshot::relative::RelativeAttention {
+        position_buckets,
+        max_relative_positions,
+        c2p,
+        p2c,
+        share_att_key: false,
+        norm_embeddings: false,
+    };
+    let width = dim * relative.terms();
+    let projected = tensor(&[2 * relative.span(), width], 13, 1.0);
+    let rows = relative.rows(*lengths.iter().max().unwrap());
+    (relative, projected, Tensor::from_vec(vec![rows.len()], rows))
+}
+
+/// Disentangled attention in f64 over the padded [rows, 3*dim] qkv (every query row): per
+/// sequence, head, query a and key b, softmax over b of (q_a . k_b + q_a . pos_key[r] + k_b .
+/// pos_query[r]) * scale, r the row of distance a - b.
+fn naive_disentangled(qkv: &[f32], case: RelativeCase, projected: &Tensor, rows: &Tensor) -> Vec<f32> {
+    let (lengths, dim, heads, ..) = case;
+    let (relative, seq, hd) = (relative_inputs(case).0, *lengths.iter().max().unwrap(), dim / heads);
+    let (p, pw, table) = (projected.data().unwrap(), projected.shape[1], rows.data().unwrap());
+    let scale = relative.score_scale(hd) as f64;
+    let key_column = if relative.p2c { dim } else { 0 };
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
+    let mut want = vec![0.0f32; lengths.len() * seq * dim];
+    for (b, &len) in lengths.iter().enumerate() {
+        for h in 0..heads {
+            let at = |part: usize, t: usize| &qkv[(b * seq + t) * 3 * dim + part * dim + h * hd..][..hd];
+            let pos = |r: usize, column: usize| &p[r * pw + column + h * hd..][..hd];
+            for a in 0..len {
+                let scores: Vec<f64> = (0..len)
+                    .map(|k| {
+                        let r = table[a + table.len() / 2 - k] as usize;
+                        let c2p = if relative.c2p { dot(at(0, a), pos(r, key_column)) } else { 0.0 };
+                        let p2c = if relative.p2c { dot(at(1, k), pos(r, 0)) } else { 0.0 };
+                        (dot(at(0, a), at(1, k)) + c2p + p2c) * scale
+                    })
+                    .collect();
+                let ctx = naive_context(&scores, |k| at(2, k), hd);
+                want[(b * seq + a) * dim + h * hd..][..hd].copy_from_slice(&ctx);
+            }
+        }
+    }
+    want
+}
+
+/// Disentangled attention of a case on one backend, every query and [CLS] only: [ctx, ctx_cls].
+fn run_disentangled<B: Backend>(b: &mut B, case: RelativeCase, packed: bool) -> [Vec<f32>; 2] {
+    let (lengths, dim, heads, ..) = case;
+    let (relative, projected, rows) = relative_inputs(case);
+    let batch = batch(lengths, 97, 9);
+    let qkv = held(qkv_values(&batch, dim).data().unwrap(), lengths, 3 * dim, packed);
+    let qkv = b.load_tensor(Tensor::from_vec(vec![qkv.len() / (3 * dim), 3 * dim], qkv)).unwrap();
+    let (projected, rows) = (b.load_tensor(projected).unwrap(), b.load_tensor(rows).unwrap());
+    let hd = dim / heads;
+    let positions = zeroshot::backend::Positions {
+        projected: &projected,
+        rows: &rows,
+        c2p: relative.c2p,
+        p2c: relative.p2c,
+        scale: relative.score_scale(hd),
+    };
+    let input = b.upload_batch(&batch).unwrap();
+    let ctx = b.attention(&qkv, Some(positions), &input, heads, Queries::All).unwrap();
+    let ctx_cls = b.attention(&qkv, Some(positions), &input, heads, Queries::Cls).unwrap();
+    [&ctx, &ctx_cls].map(|t| pollster::block_on(b.read(t)).unwrap())
+}
+
+/// DeBERTa's attention with its relative terms: the CPU against naive f64 loops, every query and
+/// the [CLS] rows only, at 1 and 2 threads; the GPU against the CPU. Cases: one token; odd sizes
+/// with padding and c2p alone; distances clamped without buckets and p2c alone; DeBERTa-v3's
+/// buckets (256 of 512) at typeform's head size; a text past the CPU's block of queries (256)
+/// and one past the GPU kernel's chunk of keys (1024), both far past their buckets.
+#[test]
+fn disentangled_attention_on_small_odd_and_large_shapes() {
+    let mut gpu = gpu_backend(GpuOptions::default());
+    let cases: [RelativeCase; 6] = [
+        (&[1], 4, 1, 8, 32, true, true),
+        (&[37, 5, 36], 61, 1, 8, 32, true, false),
+        (&[7, 3], 24, 3, 0, 4, false, true),
+        (&[100, 128, 90], 768, 12, 256, 512, true, true),
+        (&[300, 40], 8, 2, 16, 64, true, true),
+        (&[1100, 7], 16, 2, 8, 32, true, true),
+    ];
+    for case in cases {
+        let (lengths, dim, heads, buckets, max_rel, c2p, p2c) = case;
+        let what = format!("{lengths:?} dim {dim} heads {heads} buckets {buckets}/{max_rel} c2p {c2p} p2c {p2c}");
+        let (_, projected, rows) = relative_inputs(case);
+        let qkv = qkv_values(&batch(lengths, 97, 9), dim);
+        let want = held(&naive_disentangled(qkv.data().unwrap(), case, &projected, &rows), lengths, dim, true);
+        let mut cpu = Vec::new();
+        for threads in [1, 2] {
+            cpu = run_disentangled(&mut zeroshot::CpuBackend::new(threads), case, true).to_vec();
+            assert_close(&format!("cpu disentangled attention {what}, {threads} thread(s)"), &cpu[0], &want, TOL);
+            let cls = cls_of(&want, lengths, dim);
+            assert_close(&format!("cpu disentangled attention [CLS] {what}, {threads} thread(s)"), &cpu[1], &cls, TOL);
+        }
+        let Some(gpu) = gpu.as_mut() else { continue };
+        let got = run_disentangled(gpu, case, false);
+        assert_close(&format!("gpu disentangled attention {what}"), &held(&got[0], lengths, dim, true), &cpu[0], TOL);
+        assert_close(&format!("gpu disentangled attention [CLS] {what}"), &got[1], &cpu[1], TOL);
+    }
+}
+
+/// DeBERTa's embeddings: an f16 word table (gathered as stored), no position table, token types,
+/// the sum projected from E to dim (`embed_proj`, no bias), then LayerNorm; against f64 loops on
+/// the CPU, the GPU against the CPU; and `layer_norm` alone.
+#[test]
+fn projected_embeddings_without_positions_and_layer_norm() {
+    let mut gpu = gpu_backend(GpuOptions::default());
+    let (vocab, lengths) = (97, [5usize, 1, 9]);
+    for (e, dim) in [(12, 16), (24, 24), (33, 61)] {
+        let words = random(vocab * e, 1, 1.0);
+        let halves: Vec<u8> = words.iter().flat_map(|&w| half::f16::from_f32(w).to_le_bytes()).collect();
+        let emb = |projected: bool| Embeddings {
+            word_embeddings: Tensor::from_f16_bytes(vec![vocab, e], halves.clone()),
+            position_embeddings: None,
+            token_type_embeddings: tensor(&[2, e], 4, 1.0),
+            projection: projected.then(|| Linear {
+                weight: tensor(&[dim, e], 6, 0.5),
+                bias: Tensor::from_vec(vec![dim], vec![0.0; dim]),
+            }),
+            layer_norm: layer_norm(dim, 3),
+        };
+        let projected = e != dim;
+        let batch = batch(&lengths, vocab as u32, 9);
+        let (cpu, cpu_ln) = run_embed(&mut zeroshot::CpuBackend::new(2), &batch, emb(projected), dim);
+        let want = naive_projected_embed(&batch, &emb(projected), &lengths, dim);
+        let what = format!("E {e} dim {dim}");
+        assert_close(&format!("cpu embed, f16 words, no positions, {what}"), &cpu, &want, TOL);
+        let Some(gpu) = gpu.as_mut() else { continue };
+        let (got, got_ln) = run_embed(gpu, &batch, emb(projected), dim);
+        assert_close(
+            &format!("gpu embed, f16 words, no positions, {what}"),
+            &held(&got, &lengths, dim, true),
+            &cpu,
+            TOL,
+        );
+        assert_close(&format!("gpu layer_norm {what}"), &held(&got_ln, &lengths, dim, true), &cpu_ln, TOL);
+    }
+}
+
+/// embed, then layer_norm of its output with another LayerNorm, on one backend.
+fn run_embed<B: Backend>(b: &mut B, batch: &Batch, emb: Embeddings, dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let projection = emb.projection.map(|l| b.load_linear(l).unwrap());
+    let emb = Embeddings { projection: None, ..emb };
+    let emb = Embeddings { projection, ..emb.try_map(&mut |t| b.load_tensor(t)).unwrap() };
+    let ln = layer_norm(dim, 21).try_map(&mut |t| b.load_tensor(t)).unwrap();
+    let input = b.upload_batch(batch).unwrap();
+    let x = b.embed(&input, &emb).unwrap();
+    let y = b.layer_norm(&x, &ln).unwrap();
+    (pollster::block_on(b.read(&x)).unwrap(), pollster::block_on(b.read(&y)).unwrap())
+}
+
+/// LayerNorm(projection(word + token type)) per real token in f64, words widened from f16.
+fn naive_projected_embed(batch: &Batch, emb: &Embeddings, lengths: &[usize], dim: usize) -> Vec<f32> {
+    let e = emb.word_embeddings.shape[1];
+    let words = emb.word_embeddings.dequantized();
+    let types = emb.token_type_embeddings.data().unwrap();
+    let mut out = Vec::new();
+    for (b, &len) in lengths.iter().enumerate() {
+        for t in 0..len {
+            let at = b * batch.seq + t;
+            let (id, kind) = (batch.ids[at] as usize, batch.type_ids[at] as usize);
+            let sum: Vec<f64> = (0..e).map(|i| words[id * e + i] as f64 + types[kind * e + i] as f64).collect();
+            let x: Vec<f64> = match &emb.projection {
+                Some(p) => {
+                    let w = p.weight.data().unwrap();
+                    (0..dim).map(|o| (0..e).map(|i| w[o * e + i] as f64 * sum[i]).sum()).collect()
+                }
+                None => sum,
+            };
+            out.extend(naive_layer_norm(&x, &emb.layer_norm));
+        }
     }
     out
 }

@@ -46,7 +46,8 @@ fn missing_files_are_named() {
     assert!(dir_error(dir.path()).ends_with("has no config.json"));
     let dir = copy_fixture("typeform-layout", &["vocab.txt"]);
     assert!(dir_error(dir.path()).ends_with(
-        "has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa)"
+        "has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa); \
+         XLM-R and DeBERTa need tokenizer.json"
     ));
     let msg = dir_error(Path::new("/nonexistent/model"));
     assert!(msg.contains("/nonexistent/model has no model.safetensors"), "{msg}");
@@ -117,4 +118,46 @@ fn model_max_length_above_the_position_table_is_capped() {
     assert_eq!(tok.max_len(), 100);
     let files_only = ModelFiles { tokenizer_config_json: None, ..files("typeform-layout") };
     assert_eq!(Checkpoint::load(files_only).unwrap().tokenizer.max_len(), 512);
+}
+
+/// A DeBERTa repo without tokenizer.json (only the SentencePiece spm.model, which zeroshot does
+/// not read) is refused naming the file it needs, and so is one given a vocab.txt.
+#[test]
+fn a_deberta_without_tokenizer_json_names_the_file() {
+    let dir = copy_fixture("deberta-v3", &["tokenizer.json"]);
+    std::fs::write(dir.path().join("spm.model"), b"a SentencePiece protobuf").unwrap();
+    let msg = dir_error(dir.path());
+    assert!(msg.contains("has no tokenizer") && msg.contains("DeBERTa need tokenizer.json"), "{msg}");
+    let f = files("deberta-v3");
+    let config = Config::from_json(&f.config_json).unwrap();
+    let vocab_only = TokenizerFiles { tokenizer_json: None, vocab_txt: Some(b"[PAD]\n[UNK]\n"), ..f.tokenizer_files() };
+    let err = NliTokenizer::new(vocab_only, &config).err().expect("refused").to_string();
+    assert!(err.contains("a DeBERTa needs tokenizer.json"), "{err}");
+    let bpe = std::fs::read(fixture_dir("roberta-json").join("tokenizer.json")).unwrap();
+    let err = NliTokenizer::new(TokenizerFiles { tokenizer_json: Some(&bpe), ..f.tokenizer_files() }, &config)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("is not a Unigram (SentencePiece) model"), "{err}");
+}
+
+/// Where transformers cuts nothing (relative positions only, no model_max_length: deberta-v3),
+/// a pair over zeroshot's bound is refused with the reason, never cut; where model_max_length
+/// binds (deberta-c2p: 512) the text is cut as transformers cuts it.
+#[test]
+fn a_text_too_long_for_an_uncut_model_is_refused_not_cut() {
+    let limit = zeroshot::config::MAX_RELATIVE_TOKENS;
+    let uncut = Checkpoint::load(files("deberta-v3")).unwrap().tokenizer;
+    assert_eq!(uncut.max_len(), limit);
+    let long = "word ".repeat(limit);
+    let err = uncut.encode_pair(&long, "This example is politics.").unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("over the {limit} zeroshot takes at once")) && err.contains("would not cut"),
+        "{err}"
+    );
+    let fits = uncut.encode_pair(&"word ".repeat(limit / 8), "This example is politics.").unwrap();
+    assert!(!fits.truncated && fits.ids.len() <= limit);
+    let cut = Checkpoint::load(files("deberta-c2p")).unwrap().tokenizer;
+    let enc = cut.encode_pair(&long, "This example is politics.").unwrap();
+    assert_eq!((enc.ids.len(), enc.truncated), (512, true));
 }

@@ -38,6 +38,20 @@ const CATALOG = {
     about: 'RoBERTa base · English · commercially-friendly training data · download about 250 MB (f16); kept as int8 about 130 MB · more accurate on many labels',
     template: 'This text is about {}',
   },
+  'MoritzLaurer/deberta-v3-xsmall-zeroshot-v1.1-all-33': {
+    about: 'DeBERTa-v3 xsmall · English · trained on 33 datasets · download 142 MB (f16); kept as int8 about 72 MB · small and accurate: the model of transformers.js\'s zero-shot demo',
+    template: 'This example is about {}',
+  },
+  'MoritzLaurer/deberta-v3-base-zeroshot-v2.0': {
+    about: 'DeBERTa-v3 base · English · download 369 MB (f16); kept as int8 about 190 MB · the most accurate here on many labels',
+    template: 'This text is about {}',
+  },
+  'MoritzLaurer/mDeBERTa-v3-base-mnli-xnli': {
+    about: 'mDeBERTa-v3 base · 100 languages · MNLI + XNLI · download 558 MB (f16; a 250k-word vocabulary kept as f16); kept as int8 about 285 MB · survey answers in any language',
+  },
+  'MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7': {
+    about: 'mDeBERTa-v3 base · 100 languages · 2.7 million NLI pairs in 27 languages · download 558 MB (f16); kept as int8 about 285 MB · survey answers in any language',
+  },
   'MoritzLaurer/bge-m3-zeroshot-v2.0': {
     about: 'XLM-RoBERTa large · 100+ languages · download 1.14 GB (f16), 2.3 GB in memory · survey answers in any language; desktop browsers',
     template: 'This text is about {}',
@@ -47,7 +61,18 @@ const CATALOG = {
   './models/bert-vocab/': { about: 'demo BERT: vocab.txt only, token types, two labels; random weights, works offline' },
   './models/roberta-bpe/': { about: 'demo RoBERTa: vocab.json + merges.txt; random weights, works offline' },
   './models/xlmr-unigram/': { about: 'demo XLM-RoBERTa: a SentencePiece Unigram tokenizer.json; random weights, works offline' },
+  './models/deberta-v3/': { about: 'demo DeBERTa-v3: relative positions, texts of any length; random weights, works offline' },
 };
+
+// The bulk view's example: survey answers in six languages, for a multilingual model.
+const EXAMPLE_ANSWERS = [
+  'The parcel arrived two weeks late and nobody answered my emails.',
+  'Das Paket kam beschädigt an, ich möchte mein Geld zurück.',
+  'El precio es demasiado alto para lo que ofrece.',
+  'Livraison rapide et produit de très bonne qualité, merci !',
+  '注文した商品がまだ届きません。いつ届きますか？',
+  'Atendimento excelente, resolveram o meu problema no mesmo dia.',
+];
 
 let clf = null;
 let loadedKey = null;
@@ -777,6 +802,13 @@ async function changeModel(files = null) {
   await classifier().catch(showError);
 }
 
+/** The example answers, after whatever the field holds (nothing typed is replaced). */
+function addExampleAnswers() {
+  const typed = $('bulk-text').value.trimEnd();
+  $('bulk-text').value = (typed ? `${typed}\n` : '') + EXAMPLE_ANSWERS.join('\n');
+  persist();
+}
+
 /** Picked or dropped files: their format and size first (a moment: only the header is read), then the load. */
 async function useFiles(files) {
   const list = Array.from(files);
@@ -801,6 +833,7 @@ function wire() {
   $('bulk-go').addEventListener('click', () => exclusive(classifyAll));
   $('bulk-cancel').addEventListener('click', () => abort?.abort());
   $('csv').addEventListener('change', (e) => e.target.files[0] && importCsv(e.target.files[0]).catch(showError));
+  $('bulk-example').addEventListener('click', addExampleAnswers);
   $('column').addEventListener('change', useColumn);
   $('export-csv').addEventListener('click', exportCsv);
   $('export-json').addEventListener('click', () => download('zeroshot-results.json', 'application/json', JSON.stringify(bulk.rows, null, 2)));

@@ -458,7 +458,7 @@ async function fetchTokenizer(source, progress, notes) {
   if (vocab) return { ...none, vocab };
   const vocabJson = await fetchFile(source, 'vocab.json', true, progress, notes);
   if (!vocabJson) {
-    throw new Error(`${whereOf(source)} has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa)`);
+    throw new Error(`${whereOf(source)} has no tokenizer: it needs tokenizer.json, vocab.txt (BERT), or vocab.json and merges.txt (RoBERTa); XLM-R and DeBERTa need tokenizer.json`);
   }
   return { ...none, vocabJson, merges: await fetchFile(source, 'merges.txt', false, progress, notes) };
 }

@@ -9,10 +9,13 @@
 //! padding rows are never computed ([`Packed`]).
 
 mod cls_attention;
+mod relative_attention;
+
+use relative_attention::{Distances, Head, Terms};
 
 #[cfg(target_arch = "wasm32")]
 use super::dot;
-use super::{Backend, Batch, Queries};
+use super::{Backend, Batch, Positions, Queries};
 use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
@@ -94,7 +97,7 @@ impl CpuBackend {
                 Values::Int8ByColumn { q, scales } => {
                     matmul_rows_int8(x, (rows, inp), (q, scales), (all.len(), cols), c, self.threads)
                 }
-                Values::Int8 { .. } | Values::Stacked(_) => {
+                Values::Int8 { .. } | Values::Stacked(_) | Values::F16(_) => {
                     Err(Error::Backend("a Linear weight reached gemm without load_linear's layout".into()))
                 }
             })?;
@@ -562,6 +565,12 @@ fn word_row(words: Values, id: usize, row: &mut [f32]) -> Result<()> {
             let (w, s) = (&q[id * dim..][..dim], scales[id]);
             row.iter_mut().zip(w).for_each(|(o, &w)| *o = f32::from(w) * s);
         }
+        Values::F16(halves) => {
+            let halves = &halves[id * dim * 2..][..dim * 2];
+            row.iter_mut()
+                .zip(halves.chunks_exact(2))
+                .for_each(|(o, h)| *o = half::f16::from_le_bytes([h[0], h[1]]).to_f32());
+        }
         Values::Stacked(_) | Values::Int8ByColumn { .. } => {
             return Err(Error::Backend("word embeddings held as a Linear weight".into()));
         }
@@ -571,6 +580,50 @@ fn word_row(words: Values, id: usize, row: &mut [f32]) -> Result<()> {
 
 /// Query rows whose attention scores are held at once, per thread and head.
 const QUERY_BLOCK: usize = 256;
+
+/// One sequence's attention, head by head, into `ctx` ([nq, dim]: every token's or its [CLS]
+/// row's context): `len` tokens from `head(h)`'s place in the fused q | k | v, with DeBERTa's
+/// relative terms where `positions` has them.
+fn attend(
+    qkv: &[f32],
+    (len, n_heads): (usize, usize),
+    head: impl Fn(usize) -> Head,
+    positions: Option<&Positions<Tensor>>,
+    ctx: &mut [f32],
+) -> Result<()> {
+    let Head { width, dim, hd, .. } = head(0);
+    let nq = ctx.len() / dim;
+    let scale = positions.map_or(1.0 / (hd as f32).sqrt(), |p| p.scale);
+    let distances = positions.map(|p| Distances::new(p, len, nq)).transpose()?;
+    // Scores for one head and a block of queries at a time: [QUERY_BLOCK, len] at most, 8 MB for
+    // an 8192-token text where [len, len] would be 256 MB.
+    let mut scores = vec![0.0; nq.min(QUERY_BLOCK) * len];
+    for h in 0..n_heads {
+        let at = head(h).first + head(h).column; // this head's q; its k at +dim, v at +2*dim
+        let terms = match (positions, &distances) {
+            (Some(p), Some(d)) => Some(Terms::new(qkv, head(h), p, d)?),
+            _ => None,
+        };
+        for q0 in (0..nq).step_by(QUERY_BLOCK) {
+            let rows = (nq - q0).min(QUERY_BLOCK);
+            let q_bh = MatRef { data: &qkv[at + q0 * width..], row_stride: width, col_stride: 1 };
+            let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, len]
+            let block = &mut scores[..rows * len];
+            let s = MatMut { data: block, row_stride: len, col_stride: 1 };
+            matmul(rows, len, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
+            if let Some(terms) = &terms {
+                terms.add(&mut scores[..rows * len], q0);
+            }
+            // Every key is a real token (the padding rows were left out): no mask to add.
+            scores[..rows * len].chunks_exact_mut(len).for_each(softmax_row);
+            let p = MatRef { data: &scores, row_stride: len, col_stride: 1 };
+            let v_bh = MatRef { data: &qkv[at + 2 * dim..], row_stride: width, col_stride: 1 };
+            let c = MatMut { data: &mut ctx[q0 * dim + head(h).column..], row_stride: dim, col_stride: 1 };
+            matmul(rows, hd, len, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
+        }
+    }
+    Ok(())
+}
 
 /// A batch as the CPU backend runs it: without its padding rows, which no real token reads
 /// (attention masks them) and the classifier never sees, so no kernel computes them. Sequence
@@ -673,30 +726,43 @@ impl Backend for CpuBackend {
     }
 
     /// `LayerNorm((word[id] + token_type[type]) + position[first_position + t])`, summed in
-    /// transformers' order.
+    /// transformers' order (no position where the model has none; DeBERTa's `embed_proj` on the
+    /// sum before the LayerNorm where its embeddings are narrower).
     fn embed(&mut self, input: &Packed, emb: &Embeddings) -> Result<Tensor> {
-        let (vocab, dim) = dims(&emb.word_embeddings)?;
-        let (max_pos, n_types) = (dims(&emb.position_embeddings)?.0, dims(&emb.token_type_embeddings)?.0);
-        let (positions, types) = (emb.position_embeddings.data()?, emb.token_type_embeddings.data()?);
-        let (gamma, beta) = (emb.layer_norm.weight.data()?, emb.layer_norm.bias.data()?);
-        let mut out = vec![0.0; input.rows() * dim];
+        let (vocab, width) = dims(&emb.word_embeddings)?;
+        let (n_types, types) = (dims(&emb.token_type_embeddings)?.0, emb.token_type_embeddings.data()?);
+        let positions =
+            emb.position_embeddings.as_ref().map(|p| Ok::<_, Error>((dims(p)?.0, p.data()?))).transpose()?;
+        let mut out = vec![0.0; input.rows() * width];
         // (sequence, token) of every row held: the padding left out.
         let tokens = input.lens.iter().enumerate().flat_map(|(b, &len)| (0..len).map(move |t| (b, t)));
         let batch = &input.batch;
-        for (row, (b, t)) in out.chunks_exact_mut(dim).zip(tokens) {
+        for (row, (b, t)) in out.chunks_exact_mut(width).zip(tokens) {
             let (id, kind) = (batch.ids[b * batch.seq + t] as usize, batch.type_ids[b * batch.seq + t] as usize);
             let pos = batch.first_position + t;
-            if id >= vocab || pos >= max_pos || kind >= n_types {
+            if id >= vocab || kind >= n_types || positions.is_some_and(|(max_pos, _)| pos >= max_pos) {
                 return Err(Error::Backend(format!(
                     "token id {id} of type {kind} at position {pos} outside the embeddings"
                 )));
             }
             word_row(emb.word_embeddings.values(), id, row)?;
-            let (p, k) = (&positions[pos * dim..][..dim], &types[kind * dim..][..dim]);
-            row.iter_mut().zip(k.iter().zip(p)).for_each(|(o, (k, p))| *o = (*o + k) + p);
-            layer_norm_row(row, gamma, beta, emb.layer_norm.eps);
+            let k = &types[kind * width..][..width];
+            match positions {
+                Some((_, p)) => {
+                    let p = &p[pos * width..][..width];
+                    row.iter_mut().zip(k.iter().zip(p)).for_each(|(o, (k, p))| *o = (*o + k) + p);
+                }
+                None => row.iter_mut().zip(k).for_each(|(o, k)| *o += k),
+            }
         }
-        Ok(Tensor::from_vec(vec![input.rows(), dim], out))
+        let sums = Tensor::from_vec(vec![input.rows(), width], out); // [T, E]
+        match &emb.projection {
+            Some(projection) => {
+                let projected = self.linear(&sums, projection, None)?; // [T, D]
+                self.layer_norm(&projected, &emb.layer_norm)
+            }
+            None => self.layer_norm(&sums, &emb.layer_norm),
+        }
     }
 
     fn linear(&mut self, x: &Tensor, w: &Linear, act: Option<Activation>) -> Result<Tensor> {
@@ -741,29 +807,36 @@ impl Backend for CpuBackend {
     /// key or value. Measured on the full-size model, one text x 5 labels, against the keys and
     /// values of every token then attention (Chromium 156, relaxed build, the two interleaved in
     /// one page): 0.975x the time at 1 thread, 0.99x at 2.
+    /// DeBERTa's relative terms need every key: its last layer takes the q | k | v path.
     fn self_attention(
         &mut self,
         x: &Tensor,
         w: &Linear,
+        positions: Option<Positions<Tensor>>,
         input: &Packed,
         n_heads: usize,
         queries: Queries,
     ) -> Result<Tensor> {
-        if queries == Queries::Cls {
+        if queries == Queries::Cls && positions.is_none() {
             return self.cls_attention(x, w, input, n_heads);
         }
         let qkv = self.qkv(x, w, input, queries)?;
-        self.attention(&qkv, input, n_heads, queries)
+        self.attention(&qkv, positions, input, n_heads, queries)
     }
 
-    fn attention(&mut self, qkv: &Tensor, input: &Packed, n_heads: usize, queries: Queries) -> Result<Tensor> {
+    fn attention(
+        &mut self,
+        qkv: &Tensor,
+        positions: Option<Positions<Tensor>>,
+        input: &Packed,
+        n_heads: usize,
+        queries: Queries,
+    ) -> Result<Tensor> {
         let (rows, width) = dims(qkv)?;
         let dim = width / 3;
         if rows != input.rows() || !width.is_multiple_of(3) || n_heads == 0 || dim % n_heads != 0 {
             return Err(Error::Backend("attention: qkv and batch shapes disagree".into()));
         }
-        let hd = dim / n_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
         let qkv = qkv.data()?;
         let ctx_rows = if queries == Queries::All { rows } else { input.lens.len() };
         let mut ctx = vec![0.0; ctx_rows * dim];
@@ -773,31 +846,30 @@ impl Backend for CpuBackend {
         };
         // One sequence per part of ctx ([nq, dim]: its tokens, or its [CLS] row), over the threads.
         self.for_parts(parts, |b, ctx| {
-            let (len, nq) = (input.lens[b], ctx.len() / dim);
-            // Scores for one head and a block of queries at a time: [QUERY_BLOCK, len] at most,
-            // 8 MB for an 8192-token text where [len, len] would be 256 MB.
-            let mut scores = vec![0.0; nq.min(QUERY_BLOCK) * len];
-            for h in 0..n_heads {
-                for q0 in (0..nq).step_by(QUERY_BLOCK) {
-                    let rows = (nq - q0).min(QUERY_BLOCK);
-                    // This head's q (these rows), k, v: [.., hd] slices of qkv at columns h*hd, D + h*hd, 2D + h*hd.
-                    let at = input.starts[b] * width + h * hd;
-                    let q_bh = MatRef { data: &qkv[at + q0 * width..], row_stride: width, col_stride: 1 };
-                    let k_t = MatRef { data: &qkv[at + dim..], row_stride: 1, col_stride: width }; // [hd, len]
-                    let block = &mut scores[..rows * len];
-                    let s = MatMut { data: block, row_stride: len, col_stride: 1 };
-                    matmul(rows, len, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
-                    // Every key is a real token (the padding rows were left out): no mask to add.
-                    scores[..rows * len].chunks_exact_mut(len).for_each(softmax_row);
-                    let p = MatRef { data: &scores, row_stride: len, col_stride: 1 };
-                    let v_bh = MatRef { data: &qkv[at + 2 * dim..], row_stride: width, col_stride: 1 };
-                    let c = MatMut { data: &mut ctx[q0 * dim + h * hd..], row_stride: dim, col_stride: 1 };
-                    matmul(rows, hd, len, p, v_bh, c, false, 1.0, gemm::Parallelism::None)?;
-                }
-            }
-            Ok(())
+            let head = |h: usize| Head {
+                first: input.starts[b] * width,
+                column: h * (dim / n_heads),
+                width,
+                dim,
+                hd: dim / n_heads,
+            };
+            attend(qkv, (input.lens[b], n_heads), head, positions.as_ref(), ctx)
         })?;
         Ok(Tensor::from_vec(vec![ctx_rows, dim], ctx))
+    }
+
+    fn layer_norm(&mut self, x: &Tensor, ln: &LayerNorm) -> Result<Tensor> {
+        let (rows, dim) = dims(x)?;
+        let (gamma, beta) = (ln.weight.data()?, ln.bias.data()?);
+        if gamma.len() != dim || beta.len() != dim {
+            return Err(Error::Backend(format!("layer_norm: rows of {dim}, LayerNorm of {}", gamma.len())));
+        }
+        let mut out = x.data()?.to_vec();
+        self.for_chunks(&mut out, self.rows_per_thread(rows) * dim, |_, chunk| {
+            chunk.chunks_exact_mut(dim.max(1)).for_each(|row| layer_norm_row(row, gamma, beta, ln.eps));
+            Ok(())
+        })?;
+        Ok(Tensor::from_vec(vec![rows, dim], out))
     }
 
     fn add_layer_norm(&mut self, x: &Tensor, residual: &Tensor, ln: &LayerNorm) -> Result<Tensor> {

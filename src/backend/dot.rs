@@ -73,6 +73,7 @@ pub fn matmul_nt_then(
         Values::Int8ByColumn { .. } => {
             return Err(Error::Backend("matmul_nt: an int8 weight in the native CPU's transposed layout".into()));
         }
+        Values::F16(_) => return Err(Error::Backend("matmul_nt: an f16 table is not a Linear weight".into())),
     };
     let w_len = match rows {
         Rows::F32(w) => w.len(),
@@ -150,6 +151,7 @@ pub fn output_rows<'a>(w: Values<'a>, k: usize, range: std::ops::Range<usize>) -
         Values::Int8ByColumn { .. } => {
             Err(Error::Backend("output_rows: an int8 weight in the transposed layout".into()))
         }
+        Values::F16(_) => Err(Error::Backend("output_rows: an f16 table is not a Linear weight".into())),
     }
 }
 

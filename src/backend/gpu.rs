@@ -13,13 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use super::{Backend, Batch, MAX_BATCH_ROWS, Queries};
+use super::{Backend, Batch, MAX_BATCH_ROWS, Positions, Queries};
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::weights::{Embeddings, LayerNorm, Linear, Tensor, Values};
 
-/// Largest sequence the attention kernel holds in workgroup memory (`MAX_SEQ` in attention.wgsl).
-const MAX_SEQ: usize = 1024;
 /// Largest head the attention kernel holds (`q_row` in attention.wgsl).
 const MAX_HEAD_DIM: usize = 256;
 /// Output tile of matmul.wgsl, per workgroup.
@@ -51,8 +49,9 @@ pub struct GpuTensor {
 /// int8 word embedding).
 enum Packing {
     F32,
-    /// f16 values (`shaders/matmul_f16.wgsl`), where the device has `shader-f16` and every value
-    /// of the weight is exactly an f16 (an f16 checkpoint's are).
+    /// f16 values: a Linear weight (`shaders/matmul_f16.wgsl`) where the device has `shader-f16`
+    /// and every value is exactly an f16 (an f16 checkpoint's are), or an f16 word embedding as
+    /// stored (`shaders/embed_f16.wgsl`, on any device).
     F16,
     /// int8 values packed four to a u32, with the buffer of their [rows] scales
     /// (`shaders/matmul_int8.wgsl`).
@@ -125,6 +124,7 @@ pub struct GpuInput {
 struct Kernels {
     embed: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     embed_int8: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    embed_f16: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     matmul: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     matmul_int8: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
     /// Only on devices with `shader-f16`.
@@ -334,6 +334,7 @@ impl GpuBackend {
         let (pipeline, layout) = match kernel {
             Kernel::Embed => &self.kernels.embed,
             Kernel::EmbedInt8 => &self.kernels.embed_int8,
+            Kernel::EmbedF16 => &self.kernels.embed_f16,
             Kernel::Matmul => &self.kernels.matmul,
             Kernel::MatmulInt8 => &self.kernels.matmul_int8,
             Kernel::MatmulF16 => {
@@ -406,6 +407,23 @@ impl GpuBackend {
         }))
     }
 
+    /// attention.wgsl's relative-term parameters (pos_width, key_column, flags, row_zero) and
+    /// buffers for sequences of `seq` tokens.
+    fn relative_params<'p>(
+        &self,
+        p: Positions<'p, GpuTensor>,
+        seq: usize,
+        dim: usize,
+    ) -> Result<([u32; 4], &'p wgpu::Buffer, &'p wgpu::Buffer)> {
+        let row_zero = p.rows.cols / 2; // the table holds distances -row_zero..=row_zero
+        if seq > row_zero + 1 || p.projected.cols != p.width(dim) {
+            return Err(Error::Gpu(format!("attention: {seq} tokens past the relative positions' table")));
+        }
+        let flags = u32::from(p.c2p) | (u32::from(p.p2c) << 1);
+        let values = [p.projected.cols as u32, p.key_column(dim) as u32, flags, row_zero as u32];
+        Ok((values, &p.projected.buffer.buffer, &p.rows.buffer.buffer))
+    }
+
     /// Submits the forward's encoder with a copy of `t` into a mappable buffer, and waits for it.
     async fn submit_and_read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
         self.pass = None; // ends the forward's compute pass, unlocking its encoder
@@ -445,6 +463,7 @@ impl GpuBackend {
 enum Kernel {
     Embed,
     EmbedInt8,
+    EmbedF16,
     Matmul,
     MatmulInt8,
     MatmulF16,
@@ -557,6 +576,14 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
                 include_str!("../../shaders/embed.wgsl")
             ),
         ),
+        embed_f16: pipeline(
+            "embed_f16",
+            concat!(
+                include_str!("../../shaders/row_sum.wgsl"),
+                include_str!("../../shaders/embed_f16.wgsl"),
+                include_str!("../../shaders/embed.wgsl")
+            ),
+        ),
         matmul: pipeline(
             "matmul",
             concat!(
@@ -574,7 +601,10 @@ async fn compile(device: &wgpu::Device) -> std::result::Result<Kernels, String> 
             ),
         ),
         matmul_f16: device.features().contains(wgpu::Features::SHADER_F16).then(|| pipeline("matmul_f16", MATMUL_F16)),
-        attention: pipeline("attention", include_str!("../../shaders/attention.wgsl")),
+        attention: pipeline(
+            "attention",
+            concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/attention.wgsl")),
+        ),
         add_layer_norm: pipeline(
             "add_layer_norm",
             concat!(include_str!("../../shaders/row_sum.wgsl"), include_str!("../../shaders/add_layer_norm.wgsl")),
@@ -639,6 +669,12 @@ impl Backend for GpuBackend {
                     PooledBuffer { buffer: self.upload("int8 scales", bytemuck::cast_slice(scales))?, pool: None };
                 (packed, Packing::Int8(Rc::new(scales)))
             }
+            // An f16 word embedding, as stored (padded to whole u32 words).
+            Values::F16(halves) => {
+                let mut bytes = halves.to_vec();
+                bytes.resize(halves.len().next_multiple_of(4), 0);
+                (self.upload("f16 table", &bytes)?, Packing::F16)
+            }
             Values::Stacked(_) | Values::Int8ByColumn { .. } => {
                 return Err(Error::Gpu("a stacked or transposed tensor reached the upload".into()));
             }
@@ -662,12 +698,12 @@ impl Backend for GpuBackend {
         Ok(Linear { weight, bias: self.load_tensor(l.bias)? })
     }
 
-    /// The attention kernel holds a sequence's scores and a head's query in workgroup memory.
-    fn supports(&self, config: &Config, max_tokens: usize) -> Result<()> {
-        if max_tokens > MAX_SEQ || config.head_dim() > MAX_HEAD_DIM {
+    /// The attention kernel holds a head's query in workgroup memory (its keys' scores a chunk at
+    /// a time: any length fits).
+    fn supports(&self, config: &Config, _max_tokens: usize) -> Result<()> {
+        if config.head_dim() > MAX_HEAD_DIM {
             return Err(Error::Gpu(format!(
-                "the GPU kernels take texts of at most {MAX_SEQ} tokens and heads of at most {MAX_HEAD_DIM}; \
-                 this model takes {max_tokens} tokens and heads of {}",
+                "the GPU kernels take heads of at most {MAX_HEAD_DIM}; this model's are {}",
                 config.head_dim()
             )));
         }
@@ -688,9 +724,6 @@ impl Backend for GpuBackend {
 
     fn upload_batch(&mut self, batch: &Batch) -> Result<GpuInput> {
         self.check_device()?;
-        if batch.seq > MAX_SEQ {
-            return Err(Error::Gpu(format!("sequences of {} tokens exceed the kernel's {MAX_SEQ}", batch.seq)));
-        }
         self.params.data.clear(); // a forward that failed midway left its parameters behind
         self.pass = None;
         // One compute pass for the whole forward: wgpu still orders the dispatches (barriers
@@ -710,15 +743,22 @@ impl Backend for GpuBackend {
         })
     }
 
+    /// embed.wgsl with the LayerNorm; with a projection (DeBERTa's `embed_proj`), the sum, the
+    /// projection's matmul, then the LayerNorm.
     fn embed(&mut self, input: &GpuInput, emb: &Embeddings<GpuTensor>) -> Result<GpuTensor> {
-        let (rows, dim) = (input.batch * input.seq, emb.word_embeddings.cols);
-        let out = self.alloc(rows, dim)?;
+        let (rows, width) = (input.batch * input.seq, emb.word_embeddings.cols);
+        let out = self.alloc(rows, width)?;
         let eps = emb.layer_norm.eps.to_bits();
-        let params = [rows as u32, input.seq as u32, dim as u32, eps, input.first_position as u32, 0, 0, 0];
+        let (positions, normalise) =
+            (u32::from(emb.position_embeddings.is_some()), u32::from(emb.projection.is_none()));
+        let params =
+            [rows as u32, input.seq as u32, width as u32, eps, input.first_position as u32, positions, normalise, 0];
+        // Without positions the binding holds the token-type table, which the kernel then never reads.
+        let position = emb.position_embeddings.as_ref().unwrap_or(&emb.token_type_embeddings);
         let buffers = [
             &input.ids.buffer.buffer,
             &emb.word_embeddings.buffer.buffer,
-            &emb.position_embeddings.buffer.buffer,
+            &position.buffer.buffer,
             &emb.token_type_embeddings.buffer.buffer,
             &emb.layer_norm.weight.buffer.buffer,
             &emb.layer_norm.bias.buffer.buffer,
@@ -728,9 +768,16 @@ impl Backend for GpuBackend {
             Packing::Int8(scales) => {
                 self.dispatch_with(Kernel::EmbedInt8, &buffers, &params, &[&scales.buffer], [rows as u32, 1, 1])?
             }
-            _ => self.dispatch(Kernel::Embed, &buffers, &params, [rows as u32, 1, 1])?,
+            Packing::F16 => self.dispatch(Kernel::EmbedF16, &buffers, &params, [rows as u32, 1, 1])?,
+            Packing::F32 => self.dispatch(Kernel::Embed, &buffers, &params, [rows as u32, 1, 1])?,
         }
-        Ok(out)
+        match &emb.projection {
+            Some(projection) => {
+                let projected = self.linear(&out, projection, None)?; // [rows, dim]
+                self.layer_norm(&projected, &emb.layer_norm)
+            }
+            None => Ok(out),
+        }
     }
 
     fn linear(&mut self, x: &GpuTensor, w: &Linear<GpuTensor>, act: Option<Activation>) -> Result<GpuTensor> {
@@ -759,7 +806,14 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    fn attention(&mut self, qkv: &GpuTensor, input: &GpuInput, n_heads: usize, queries: Queries) -> Result<GpuTensor> {
+    fn attention(
+        &mut self,
+        qkv: &GpuTensor,
+        positions: Option<Positions<GpuTensor>>,
+        input: &GpuInput,
+        n_heads: usize,
+        queries: Queries,
+    ) -> Result<GpuTensor> {
         let (rows, dim) = (qkv.rows, qkv.cols / 3);
         let head_dim = dim / n_heads.max(1);
         let bad = rows != input.batch * input.seq || !qkv.cols.is_multiple_of(3) || n_heads == 0 || dim % n_heads != 0;
@@ -772,9 +826,16 @@ impl Backend for GpuBackend {
         contiguous(qkv, "attention")?;
         let nq = queries.per_sequence(input.seq);
         let out = self.alloc(input.batch * nq, dim)?;
-        let scale = (1.0 / (head_dim as f32).sqrt()).to_bits();
-        let params = [input.seq as u32, dim as u32, head_dim as u32, scale, nq as u32, 0, 0, 0];
-        let buffers = [&qkv.buffer.buffer, &input.key_bias.buffer.buffer, &out.buffer.buffer];
+        let relative = match positions {
+            Some(p) => self.relative_params(p, input.seq, dim)?,
+            // No relative terms: the kernel reads neither placeholder.
+            None => ([0; 4], &qkv.buffer.buffer, &qkv.buffer.buffer),
+        };
+        let ([width, key, flags, row_zero], projected, rows) = relative;
+        let scale = positions.map_or(1.0 / (head_dim as f32).sqrt(), |p| p.scale).to_bits();
+        let sizes = [input.seq as u32, dim as u32, head_dim as u32, scale, nq as u32];
+        let params = [&sizes[..], &[width, key, flags, row_zero, 0, 0, 0]].concat();
+        let buffers = [&qkv.buffer.buffer, &input.key_bias.buffer.buffer, projected, rows, &out.buffer.buffer];
         self.dispatch(Kernel::Attention, &buffers, &params, [nq as u32, n_heads as u32, input.batch as u32])?;
         Ok(out)
     }
@@ -785,7 +846,7 @@ impl Backend for GpuBackend {
         }
         contiguous(x, "add_layer_norm")?;
         let out = self.alloc(x.rows, x.cols)?;
-        let params = [x.rows as u32, x.cols as u32, ln.eps.to_bits(), residual.row_stride as u32];
+        let params = [x.rows as u32, x.cols as u32, ln.eps.to_bits(), residual.row_stride as u32, 1, 0, 0, 0];
         let buffers = [
             &x.buffer.buffer,
             &residual.buffer.buffer,
@@ -793,6 +854,17 @@ impl Backend for GpuBackend {
             &ln.bias.buffer.buffer,
             &out.buffer.buffer,
         ];
+        self.dispatch(Kernel::AddLayerNorm, &buffers, &params, [x.rows as u32, 1, 1])?;
+        Ok(out)
+    }
+
+    /// add_layer_norm.wgsl without its residual (x bound in its place, unread).
+    fn layer_norm(&mut self, x: &GpuTensor, ln: &LayerNorm<GpuTensor>) -> Result<GpuTensor> {
+        contiguous(x, "layer_norm")?;
+        let out = self.alloc(x.rows, x.cols)?;
+        let params = [x.rows as u32, x.cols as u32, ln.eps.to_bits(), x.cols as u32, 0, 0, 0, 0];
+        let buffers =
+            [&x.buffer.buffer, &x.buffer.buffer, &ln.weight.buffer.buffer, &ln.bias.buffer.buffer, &out.buffer.buffer];
         self.dispatch(Kernel::AddLayerNorm, &buffers, &params, [x.rows as u32, 1, 1])?;
         Ok(out)
     }

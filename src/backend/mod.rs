@@ -90,6 +90,43 @@ pub enum Queries {
     Cls,
 }
 
+/// One layer's relative-position terms (DeBERTa's c2p and p2c, see [`crate::relative`]): the
+/// score of query a and key b adds `q_a . pos_key[r]` (c2p) and `k_b . pos_query[r]` (p2c), head by
+/// head, where `r = rows[a - b + max_tokens - 1]`, and every score is multiplied by `scale`.
+pub struct Positions<'a, T> {
+    /// The layer's projected relative embeddings, [2 * span, terms * dim]: the position queries
+    /// (with p2c) at column 0, then the position keys (with c2p); heads side by side in each.
+    pub projected: &'a T,
+    /// The row of `projected` for each distance from `-(max_tokens - 1)`, as f32:
+    /// [2 * max_tokens - 1] (so max_tokens - 1 is distance 0).
+    pub rows: &'a T,
+    pub c2p: bool,
+    pub p2c: bool,
+    /// `1 / sqrt(head_dim * (1 + terms))`, for the content term too.
+    pub scale: f32,
+}
+
+// Copy whatever T is: the struct holds only references (a derive would ask T: Copy).
+impl<T> Clone for Positions<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Positions<'_, T> {}
+
+impl<T> Positions<'_, T> {
+    /// Columns of `projected`: one `dim` per term.
+    pub fn width(&self, dim: usize) -> usize {
+        dim * (usize::from(self.c2p) + usize::from(self.p2c))
+    }
+
+    /// The column of `projected` where the position keys start.
+    pub fn key_column(&self, dim: usize) -> usize {
+        if self.p2c { dim } else { 0 }
+    }
+}
+
 impl Queries {
     /// Query rows per sequence.
     pub fn per_sequence(self, seq: usize) -> usize {
@@ -149,8 +186,10 @@ pub trait Backend {
     /// Makes a batch available to the ops below.
     fn upload_batch(&mut self, batch: &Batch) -> Result<Self::Input>;
 
-    /// word + token-type + position embeddings, then LayerNorm: [batch*seq, dim], or without the padding rows
-    /// where the backend leaves them out (the CPU: `cpu::Packed`); every op after follows suit.
+    /// word + token-type + position embeddings (no position where `emb` has none), projected to
+    /// `dim` where `emb` has a projection, then LayerNorm: [batch*seq, dim], or without the
+    /// padding rows where the backend leaves them out (the CPU: `cpu::Packed`); every op after
+    /// follows suit.
     fn embed(&mut self, input: &Self::Input, emb: &Embeddings<Self::Tensor>) -> Result<Self::Tensor>;
 
     /// `x @ w.T + b`, then `act`: [rows, in] -> [rows, out].
@@ -171,13 +210,15 @@ pub trait Backend {
         self.linear(x, w, None)
     }
 
-    /// Multi-head self-attention core: per sequence and head, softmax(q k^T / sqrt(d) + mask) v.
-    /// `qkv` is [batch*seq, 3*dim]: q | k | v side by side (the fused projection), heads side by
-    /// side within each. Keys and values are every token's; queries are every token's
+    /// Multi-head self-attention core: per sequence and head, softmax(q k^T / sqrt(d) + mask) v,
+    /// or with `positions` softmax((q k^T + c2p + p2c) * scale + mask) v. `qkv` is
+    /// [batch*seq, 3*dim]: q | k | v side by side (the fused projection), heads side by side
+    /// within each. Keys and values are every token's; queries are every token's
     /// ([batch*seq, dim] out) or only the [CLS] rows' ([batch, dim] out), see [`Queries`].
     fn attention(
         &mut self,
         qkv: &Self::Tensor,
+        positions: Option<Positions<'_, Self::Tensor>>,
         input: &Self::Input,
         n_heads: usize,
         queries: Queries,
@@ -191,12 +232,13 @@ pub trait Backend {
         &mut self,
         x: &Self::Tensor,
         w: &Linear<Self::Tensor>,
+        positions: Option<Positions<'_, Self::Tensor>>,
         input: &Self::Input,
         n_heads: usize,
         queries: Queries,
     ) -> Result<Self::Tensor> {
         let qkv = self.qkv(x, w, input, queries)?;
-        self.attention(&qkv, input, n_heads, queries)
+        self.attention(&qkv, positions, input, n_heads, queries)
     }
 
     /// `LayerNorm(x + residual)`: [rows, dim]. `residual` may be a [`Backend::cls_rows`] view.
@@ -206,6 +248,9 @@ pub trait Backend {
         residual: &Self::Tensor,
         ln: &LayerNorm<Self::Tensor>,
     ) -> Result<Self::Tensor>;
+
+    /// `LayerNorm(x)`: [rows, dim] (DeBERTa's relative embeddings).
+    fn layer_norm(&mut self, x: &Self::Tensor, ln: &LayerNorm<Self::Tensor>) -> Result<Self::Tensor>;
 
     /// The [CLS] row (position 0) of every sequence: [batch*seq, dim] -> [batch, dim].
     fn cls_rows(&mut self, x: &Self::Tensor, input: &Self::Input) -> Result<Self::Tensor>;

@@ -31,7 +31,7 @@ let browser;
 
 before(async () => {
   // The page's demo model, where the build puts it (www/models/ is not committed).
-  for (const m of ['typeform-layout', 'bert-vocab', 'roberta-bpe', 'xlmr-unigram']) {
+  for (const m of ['typeform-layout', 'bert-vocab', 'roberta-bpe', 'xlmr-unigram', 'deberta-v3']) {
     if (!existsSync(`${ROOT}/www/models/${m}`)) cpSync(`${ROOT}/tests/fixtures/${m}`, `${ROOT}/www/models/${m}`, { recursive: true });
   }
   site = await serve(ROOT);
@@ -119,9 +119,10 @@ function assertLikeCli(got, want) {
 
 const modelRequests = (requests) => requests.filter((u) => u.startsWith(hub.url));
 
-test('a BERT, a RoBERTa and an XLM-R picked from the list classify as the CLI does', async () => {
+test('a BERT, a RoBERTa, an XLM-R and a DeBERTa-v3 picked from the list classify as the CLI does', async () => {
   const { ctx, page } = await open('./models/typeform-layout/');
-  for (const [fixture, about] of [['bert-vocab', /demo BERT/], ['roberta-bpe', /demo RoBERTa/], ['xlmr-unigram', /demo XLM-RoBERTa/]]) {
+  const demos = [['bert-vocab', /demo BERT/], ['roberta-bpe', /demo RoBERTa/], ['xlmr-unigram', /demo XLM-RoBERTa/], ['deberta-v3', /demo DeBERTa-v3/]];
+  for (const [fixture, about] of demos) {
     await page.selectOption('#pick', `./models/${fixture}/`);
     assert.equal(await page.inputValue('#model'), `./models/${fixture}/`);
     assert.match(await page.textContent('#pick-about'), about);
@@ -145,6 +146,27 @@ test('the template follows the picked model\'s card, unless the user wrote their
   await page.fill('#model', 'MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33');
   assert.match(await page.textContent('#pick-about'), /smallest/);
   assert.equal(await page.inputValue('#pick'), 'MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33');
+  await page.fill('#template', 'This example is {}.');
+  await page.selectOption('#pick', 'MoritzLaurer/deberta-v3-xsmall-zeroshot-v1.1-all-33');
+  assert.equal(await page.inputValue('#template'), 'This example is about {}');
+  assert.match(await page.textContent('#pick-about'), /DeBERTa-v3 xsmall .* int8 about 72 MB/);
+  await page.selectOption('#pick', 'MoritzLaurer/mDeBERTa-v3-base-mnli-xnli');
+  assert.match(await page.textContent('#pick-about'), /100 languages/);
+  await ctx.close();
+});
+
+test('the bulk view\'s example answers come in six languages and keep what was typed', async () => {
+  const { ctx, page } = await open('./models/deberta-v3/');
+  await page.click('#tab-bulk');
+  await page.fill('#bulk-text', 'my own answer');
+  await page.click('#bulk-example');
+  const lines = (await page.inputValue('#bulk-text')).split('\n');
+  assert.equal(lines.length, 7);
+  assert.equal(lines[0], 'my own answer', 'nothing typed is replaced');
+  assert.ok(lines.some((l) => /[ぁ-ん]/.test(l)) && lines.some((l) => /ü|ß|ä/.test(l)), lines.join(' | '));
+  await page.click('#bulk-go');
+  await page.waitForSelector('#bulk-table tbody tr:nth-child(7)');
+  assert.equal(await page.locator('#bulk-table tbody tr').count(), 7, 'every answer, in every language, classified');
   await ctx.close();
 });
 

@@ -8,10 +8,10 @@ use serde_json::Value;
 use zeroshot::ModelFiles;
 
 /// The committed fixture checkpoints (see tests/fixtures/generate.py): DistilBERTs, then one
-/// BERT, two RoBERTas and an XLM-R. `typeform-layout-{int8,f16}` are `typeform-layout` through
-/// `zeroshot convert`; their references are transformers' outputs on the weights torch itself
-/// dequantised from those files (`generate.py --quantised`).
-pub const FIXTURES: [&str; 9] = [
+/// BERT, two RoBERTas, an XLM-R and three DeBERTa-v2/v3s. `typeform-layout-{int8,f16}` are
+/// `typeform-layout` through `zeroshot convert`; their references are transformers' outputs on
+/// the weights torch itself dequantised from those files (`generate.py --quantised`).
+pub const FIXTURES: [&str; 12] = [
     "typeform-layout",
     "tokenizer-json",
     "f16-relu",
@@ -21,6 +21,9 @@ pub const FIXTURES: [&str; 9] = [
     "roberta-bpe",
     "roberta-json",
     "xlmr-unigram",
+    "deberta-v3",
+    "deberta-v2-abs",
+    "deberta-c2p",
 ];
 
 pub fn fixture_dir(name: &str) -> PathBuf {
