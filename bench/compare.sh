@@ -2,20 +2,22 @@
 # The benchmark, one command: zeroshot next to its peers on this machine, in one run.
 #   native: the zeroshot CLI next to onnxruntime and transformers (bench/compare_cpu.py)
 #   browser: zeroshot.js (each wasm build) next to transformers.js in headless Chromium (bench/compare_web.mjs)
-# on three full-size random models, one after another: typeform-shaped DistilBERT (generate.py --full-size),
-# then xtremedistil-shaped BERT and roberta-base-shaped RoBERTa (generate.py --full-size-family NAME).
+# on five full-size random models, one after another: typeform-shaped DistilBERT (generate.py --full-size),
+# then xtremedistil-shaped BERT, roberta-base-shaped RoBERTa, and DeBERTa-v3 xsmall- and base-shaped models
+# (generate.py --full-size-family NAME).
 # Makes what it needs first: a Python venv (torch, transformers, onnxruntime), the full-size random
 # models and their ONNX exports, transformers.js 4.3.2 under target/bench-npm, the release builds.
-# Usage: bash bench/compare.sh        (about 20 minutes once everything is built)
+# Usage: bash bench/compare.sh        (about 30 minutes once everything is built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! [ -x .venv/bin/python ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q -r tests/fixtures/requirements.txt onnx onnxscript onnxruntime
 fi
-MODELS=(tests/fixtures/full-size tests/fixtures/full-size-xtremedistil tests/fixtures/full-size-roberta-base)
+FAMILIES=(xtremedistil roberta-base deberta-v3-xsmall deberta-v3-base)
+MODELS=(tests/fixtures/full-size "${FAMILIES[@]/#/tests/fixtures/full-size-}")
 [ -f tests/fixtures/full-size/model.safetensors ] || .venv/bin/python tests/fixtures/generate.py --full-size
-for family in xtremedistil roberta-base; do
+for family in "${FAMILIES[@]}"; do
     [ -f "tests/fixtures/full-size-$family/model.safetensors" ] ||
         .venv/bin/python tests/fixtures/generate.py --full-size-family "$family"
 done

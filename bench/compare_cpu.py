@@ -6,7 +6,8 @@ timed in interleaved rounds in one run. Ratios are engine / zeroshot at the same
     bash bench/compare.sh                      (builds and exports what this needs, then runs it)
     .venv/bin/python bench/compare_cpu.py [--model tests/fixtures/full-size] [--onnx MODEL-onnx] [--rounds 4] [--runs 10]
 
---model: any full-size folder (generate.py --full-size, or --full-size-family xtremedistil / roberta-base);
+--model: any full-size folder (generate.py --full-size, or --full-size-family NAME: xtremedistil, roberta-base,
+deberta-v3-xsmall, deberta-v3-base);
 --onnx defaults to its bench/export_onnx.py export, the folder's name with -onnx appended.
 
 zeroshot is timed as a process reading N texts from stdin: the per-text time is

@@ -9,8 +9,8 @@
 //   bash bench/compare.sh        (builds and exports what this needs, then runs it)
 //   node bench/compare_web.mjs [--model tests/fixtures/full-size] [--rounds 5] [--runs 5] [--formats]
 //   --model: any full-size folder under the repository (generate.py --full-size, or --full-size-family
-//            xtremedistil / roberta-base); transformers.js loads its bench/export_onnx.py export, the
-//            folder's name with -onnx appended
+//            xtremedistil, roberta-base, deberta-v3-xsmall, deberta-v3-base); transformers.js loads its
+//            bench/export_onnx.py export, the folder's name with -onnx appended
 //   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
 //   --pages: each engine in a page of its own (by default all share one page, so one renderer process)
 //   --memory: only zeroshot's peak memory (the module and the page), on the first load (download and cache write) and over

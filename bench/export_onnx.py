@@ -5,6 +5,7 @@ a folder in the Hub's layout that transformers.js and onnxruntime load, with the
     .venv/bin/python bench/export_onnx.py [--model tests/fixtures/full-size] [--out MODEL-onnx]
     .venv/bin/python bench/export_onnx.py --model tests/fixtures/full-size-xtremedistil   (BERT)
     .venv/bin/python bench/export_onnx.py --model tests/fixtures/full-size-roberta-base  (RoBERTa)
+    .venv/bin/python bench/export_onnx.py --model tests/fixtures/full-size-deberta-v3-base  (DeBERTa-v3)
 
 Writes config.json, tokenizer.json, tokenizer_config.json and onnx/model.onnx (torch.onnx.export,
 legacy exporter, opset 17, dynamic batch and sequence axes), for any *ForSequenceClassification that

@@ -88,6 +88,19 @@ fn the_word_embedding_is_never_widened_or_copied() {
     }
 }
 
+/// An f16 word embedding kept as stored is still checked value by value: a NaN is refused by name.
+#[test]
+fn a_nan_in_an_f16_word_embedding_is_refused() {
+    let f = files("typeform-layout-f16");
+    let weights = common::rewrite_safetensors(&f.model_safetensors, |tensors| {
+        let (_, t) = tensors.iter_mut().find(|(n, _)| n.ends_with("word_embeddings.weight")).unwrap();
+        t.data[10..12].copy_from_slice(&half::f16::NAN.to_le_bytes());
+    });
+    let err = Checkpoint::load(zeroshot::ModelFiles { model_safetensors: weights, ..f }).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("word_embeddings.weight holds a non-finite value (NaN) at index 5"), "{msg}");
+}
+
 /// int8 weights are kept as int8, read in place from the file, by the loader and the CPU backend.
 #[test]
 fn the_cpu_keeps_int8_weights_as_int8() {
