@@ -11,7 +11,7 @@ use zeroshot::backend::{Backend, Batch};
 use zeroshot::convert::{WeightFormat, convert_dir};
 use zeroshot::model::Encoder;
 use zeroshot::pipeline::{DEFAULT_TEMPLATE, hypotheses, parse_labels};
-use zeroshot::{Checkpoint, Classification, CpuBackend, Options, ZeroShotClassifier, synthetic};
+use zeroshot::{Checkpoint, Classification, CpuBackend, Explanation, Options, ZeroShotClassifier, synthetic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendChoice {
@@ -22,7 +22,7 @@ enum BackendChoice {
     Gpu,
 }
 
-/// Zero-shot text classification with an NLI model: DistilBERT, BERT, RoBERTa or XLM-RoBERTa (e.g. typeform/distilbert-base-uncased-mnli).
+/// Zero-shot text classification with an NLI model: DistilBERT, BERT, RoBERTa, XLM-RoBERTa or DeBERTa-v3 (e.g. typeform/distilbert-base-uncased-mnli).
 #[derive(Parser, Debug)]
 #[command(name = "zeroshot", version, about, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -77,6 +77,11 @@ struct ClassifyArgs {
     /// standard input only lines already read are batched. 1 classifies each text alone.
     #[arg(long, default_value_t = 64, value_parser = parse_batch)]
     batch: usize,
+    /// Add each word's effect on each label's score ("words": text, start and end in chars,
+    /// effects by label): the score minus the score of the pair without that word. It costs
+    /// about one classification per word.
+    #[arg(long)]
+    explain: bool,
     /// Texts to classify; without any, texts are read from standard input, one per line.
     texts: Vec<String>,
 }
@@ -135,6 +140,40 @@ impl Classifier {
             Classifier::Gpu(c) => pollster::block_on(c.classify_batch(texts, labels, options)),
         }
     }
+
+    fn explain(&mut self, text: &str, labels: &[String], options: &Options) -> zeroshot::Result<Explanation> {
+        match self {
+            Classifier::Cpu(c) => pollster::block_on(c.explain(text, labels, options)),
+            Classifier::Gpu(c) => pollster::block_on(c.explain(text, labels, options)),
+        }
+    }
+
+    /// Each text's result as its JSON line: the classification, or with `explain` the explanation
+    /// (texts one at a time: each has many pairs of its own). A failure they share is the error.
+    fn run(&mut self, texts: &[&str], labels: &[String], options: &Options, explain: bool) -> LinesResult {
+        let json = |r: zeroshot::Result<String>| r.map_err(|e| e.to_string());
+        if !explain {
+            let results = self.classify_batch(texts, labels, options)?;
+            return Ok(results.into_iter().map(|r| json(r.map(|c| to_json(&c)))).collect());
+        }
+        let mut lines = Vec::with_capacity(texts.len());
+        for text in texts {
+            match self.explain(text, labels, options) {
+                Err(e @ zeroshot::Error::Gpu(_)) => return Err(e),
+                result => lines.push(json(result.map(|e| to_json(&e)))),
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// One JSON line per text (or that text's error), or the error they share.
+type LinesResult = zeroshot::Result<Vec<Result<String, String>>>;
+
+/// A result as its JSON line.
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string())))
 }
 
 /// `zeroshot convert`: writes the folder and says what it saved.
@@ -238,7 +277,7 @@ fn classify_all(args: &ClassifyArgs) -> Result<bool, String> {
                 .map_err(String::clone)
                 .and_then(|_| results.next().unwrap_or(Err("no result for this text".into())));
             let line = match result {
-                Ok(result) => serde_json::to_string(&result).map_err(|e| e.to_string())?,
+                Ok(json) => json,
                 Err(e) => {
                     all_ok = false;
                     format!("{{\"{key}\":{n},\"error\":{}}}", serde_json::Value::String(e))
@@ -312,17 +351,17 @@ fn classify_texts(
     texts: &[&str],
     labels: &[String],
     options: &Options,
-) -> Result<Vec<Result<Classification, String>>, String> {
-    let results = match classifier.classify_batch(texts, labels, options) {
+) -> Result<Vec<Result<String, String>>, String> {
+    let results = match classifier.run(texts, labels, options, args.explain) {
         Err(zeroshot::Error::Gpu(e)) if args.backend == BackendChoice::Auto => {
             eprintln!("zeroshot: the GPU failed ({e}); continuing on the CPU");
             *classifier = load_cpu(dir, args.threads)?;
-            classifier.classify_batch(texts, labels, options)
+            classifier.run(texts, labels, options, args.explain)
         }
         other => other,
     };
     Ok(match results {
-        Ok(results) => results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+        Ok(lines) => lines,
         Err(e) => texts.iter().map(|_| Err(e.to_string())).collect(),
     })
 }

@@ -176,8 +176,8 @@ impl<B: Backend> ZeroShotClassifier<B> {
     }
 
     /// Logits for encoded pairs, [pairs][num_labels], in forwards of the sizes [`fitting`]
-    /// picks (sorted input pads little).
-    async fn logits_of(&mut self, sequences: &[&PairEncoding]) -> Result<Vec<Vec<f32>>> {
+    /// picks (sorted input pads little), in the order given.
+    pub(crate) async fn logits_of(&mut self, sequences: &[&PairEncoding]) -> Result<Vec<Vec<f32>>> {
         let (num_labels, max_rows) = (self.model.config.num_labels(), self.model.max_rows());
         let allowance = self.model.padding_allowance();
         let mut out = Vec::with_capacity(sequences.len());
@@ -195,10 +195,24 @@ impl<B: Backend> ZeroShotClassifier<B> {
         Ok(out)
     }
 
+    /// The tokenizer, for the explanations ([`crate::explain`]).
+    pub(crate) fn tokenizer(&self) -> &NliTokenizer {
+        &self.tokenizer
+    }
+
+    /// Most token rows one forward may take on this backend.
+    pub fn max_rows(&self) -> usize {
+        self.model.max_rows()
+    }
+
+    /// The entailment and contradiction logits' indices, as the pipeline picks them.
+    pub(crate) fn entailment_ids(&self) -> (usize, usize) {
+        (self.model.config.entailment_id, self.model.config.contradiction_id())
+    }
+
     /// Per-label scores from per-pair logits, in f64 and max-subtracted.
-    fn scores(&self, logits: &[Vec<f32>], independent: bool) -> Vec<f64> {
-        let config = &self.model.config;
-        let (entail, contra) = (config.entailment_id, config.contradiction_id());
+    pub(crate) fn scores(&self, logits: &[Vec<f32>], independent: bool) -> Vec<f64> {
+        let (entail, contra) = self.entailment_ids();
         if independent {
             // softmax([contradiction, entailment])[1] for each label on its own.
             logits.iter().map(|l| softmax(&[l[contra] as f64, l[entail] as f64])[1]).collect()
@@ -226,19 +240,25 @@ fn fitting(sequences: &[&PairEncoding], max_rows: usize, allowance: usize) -> us
     sequences.len()
 }
 
-fn softmax(x: &[f64]) -> Vec<f64> {
+pub(crate) fn softmax(x: &[f64]) -> Vec<f64> {
     let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let exp: Vec<f64> = x.iter().map(|v| (v - max).exp()).collect();
     let sum: f64 = exp.iter().sum();
     exp.iter().map(|e| e / sum).collect()
 }
 
-/// Labels by descending score. transformers uses `reversed(argsort(scores))`, which puts tied
-/// labels in reverse input order; a stable ascending sort reversed does the same.
-fn sorted(text: &str, labels: &[String], scores: Vec<f64>, truncated: bool) -> Classification {
-    let mut order: Vec<usize> = (0..labels.len()).collect();
+/// Label indices by descending score. transformers uses `reversed(argsort(scores))`, which puts
+/// tied labels in reverse input order; a stable ascending sort reversed does the same.
+pub(crate) fn ranked(scores: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
     order.reverse();
+    order
+}
+
+/// Labels by descending score ([`ranked`]).
+fn sorted(text: &str, labels: &[String], scores: Vec<f64>, truncated: bool) -> Classification {
+    let order = ranked(&scores);
     Classification {
         sequence: text.to_string(),
         labels: order.iter().map(|&i| labels[i].clone()).collect(),

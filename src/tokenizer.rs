@@ -41,6 +41,17 @@ pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
 /// A text tokenized once, without special tokens, to pair with every label's hypothesis.
 pub struct Premise {
     ids: Vec<u32>,
+    /// Each token's span of the text in chars (Unicode scalar values), where asked for
+    /// ([`NliTokenizer::premise_with_offsets`]); empty otherwise.
+    offsets: Vec<(usize, usize)>,
+}
+
+impl Premise {
+    /// Each token's span of the text, [start, end) in chars; empty unless made by
+    /// [`NliTokenizer::premise_with_offsets`].
+    pub fn offsets(&self) -> &[(usize, usize)] {
+        &self.offsets
+    }
 }
 
 /// One encoded premise/hypothesis pair.
@@ -52,6 +63,8 @@ pub struct PairEncoding {
     pub type_ids: Vec<u32>,
     /// Whether the premise was cut to fit.
     pub truncated: bool,
+    /// Where the premise's kept tokens sit in `ids`: its first `premise.len()` tokens.
+    pub premise: std::ops::Range<usize>,
 }
 
 /// A tokenizer's files as a Hub repo ships them: `tokenizer.json`, or the older layouts that
@@ -184,7 +197,15 @@ impl NliTokenizer {
 
     /// Tokenizes a text once, for [`Self::pair`] with each hypothesis.
     pub fn premise(&self, text: &str) -> Result<Premise> {
-        Ok(Premise { ids: self.ids(text)? })
+        Ok(Premise { ids: self.ids(text)?, offsets: Vec::new() })
+    }
+
+    /// [`Self::premise`] with each token's span of the text in chars (the same ids: offsets are
+    /// tracked, nothing else changes), for explanations.
+    pub fn premise_with_offsets(&self, text: &str) -> Result<Premise> {
+        let encoding = self.inner.encode_char_offsets(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let ids = self.checked(encoding.get_ids())?;
+        Ok(Premise { ids, offsets: encoding.get_offsets().to_vec() })
     }
 
     /// The pair, the premise cut to fit as `only_first` truncation does: it keeps the premise's
@@ -205,13 +226,18 @@ impl NliTokenizer {
         }
         let kept = &premise.ids[..premise.ids.len().min(room)];
         let (ids, type_ids) = assemble(&self.layout, kept, &h);
-        Ok(PairEncoding { truncated: kept.len() < premise.ids.len(), ids, type_ids })
+        let at = self.layout.prefix.len();
+        Ok(PairEncoding { truncated: kept.len() < premise.ids.len(), ids, type_ids, premise: at..at + kept.len() })
     }
 
     /// One sequence's ids without special tokens, each checked against the model's vocabulary.
     fn ids(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self.inner.encode_fast(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let ids = encoding.get_ids();
+        self.checked(encoding.get_ids())
+    }
+
+    /// `ids`, each checked against the model's vocabulary.
+    fn checked(&self, ids: &[u32]) -> Result<Vec<u32>> {
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
             return Err(Error::TokenIdOutOfRange { id, vocab_size: self.vocab_size });
         }

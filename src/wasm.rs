@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::backend::gpu::{GpuBackend, GpuOptions};
 use crate::convert::{WeightFormat, convert};
+use crate::explain::ExplainJob;
 use crate::{Checkpoint, Classification, CpuBackend, ModelFiles, Options, ZeroShotClassifier};
 
 /// `initThreadPool(n)` (threads build): starts rayon's pool of `n` Web Workers sharing this
@@ -224,6 +225,25 @@ impl Classifier {
         })
     }
 
+    /// An explanation of `text` (each word's effect on each label: see `crate::explain`), to run
+    /// with `step` until it resolves true, then read with `result`.
+    pub fn explainer(
+        &self,
+        text: String,
+        labels: Vec<String>,
+        template: String,
+        multi_label: bool,
+    ) -> Result<Explainer, JsError> {
+        let options = Options { hypothesis_template: template, multi_label };
+        let inner = self.inner.try_borrow().map_err(|_| js_error("a classify call is already running"))?;
+        let job = match &*inner {
+            Inner::Cpu(c) => c.explain_job(&text, &labels, &options),
+            Inner::Gpu(c) => c.explain_job(&text, &labels, &options),
+        };
+        let job = Rc::new(RefCell::new(job.map_err(js_error)?));
+        Ok(Explainer { inner: Rc::clone(&self.inner), job })
+    }
+
     /// Test hooks, for the browser tests of recovery only: "trap" executes `unreachable` (a wasm
     /// trap, as a bug would); "lose-device" destroys the GPU device right after the next forward
     /// is submitted (the call in flight then sees a lost device).
@@ -241,6 +261,61 @@ impl Classifier {
             other => Err(JsError::new(&format!("unknown test hook {other:?}"))),
         }
     }
+}
+
+/// An explanation in progress (`Classifier::explainer`): run in steps of a bounded number of token
+/// rows, so that the worker reports progress, and can stop, between them.
+#[wasm_bindgen]
+pub struct Explainer {
+    inner: Rc<RefCell<Inner>>,
+    job: Rc<RefCell<ExplainJob>>,
+}
+
+#[wasm_bindgen]
+impl Explainer {
+    /// Pairs run so far.
+    pub fn done(&self) -> usize {
+        self.job.borrow().progress().0
+    }
+
+    /// Pairs in all: the classification's, and one per word and label whose pair holds it.
+    pub fn total(&self) -> usize {
+        self.job.borrow().progress().1
+    }
+
+    /// Runs the next pairs, up to `max_rows` token rows; resolves to whether every pair has run.
+    pub fn step(&self, max_rows: usize) -> js_sys::Promise {
+        let (inner, job) = (Rc::clone(&self.inner), Rc::clone(&self.job));
+        wasm_bindgen_futures::future_to_promise(async move {
+            let done = explain_step(&inner, &job, max_rows).await?;
+            Ok(JsValue::from_bool(done))
+        })
+    }
+
+    /// The JSON of `{sequence, labels, scores, words: [{text, start, end, effects}], truncated}`
+    /// (start and end in chars), once every pair has run.
+    pub fn result(&self) -> Result<String, JsError> {
+        let inner = self.inner.try_borrow().map_err(|_| js_error("a classify call is running"))?;
+        let job = std::mem::replace(&mut *self.job.try_borrow_mut().map_err(js_error)?, ExplainJob::empty());
+        let explanation = match &*inner {
+            Inner::Cpu(c) => c.explain_result(job),
+            Inner::Gpu(c) => c.explain_result(job),
+        };
+        serde_json::to_string(&explanation.map_err(js_error)?).map_err(js_error)
+    }
+}
+
+/// One explanation step on whichever backend holds the model (see `run_batch` on the borrow).
+#[allow(clippy::await_holding_refcell_ref)]
+async fn explain_step(inner: &RefCell<Inner>, job: &RefCell<ExplainJob>, max_rows: usize) -> Result<bool, JsError> {
+    let mut inner = inner.try_borrow_mut().map_err(|_| js_error("a classify call is already running"))?;
+    let mut job = job.try_borrow_mut().map_err(|_| js_error("this explanation's step is already running"))?;
+    let job: &mut ExplainJob = &mut job;
+    let done = match &mut *inner {
+        Inner::Cpu(c) => on_pool(c.backend().threads(), || ready(c.explain_step(job, max_rows))),
+        Inner::Gpu(c) => c.explain_step(job, max_rows).await,
+    };
+    done.map_err(js_error)
 }
 
 /// One batch on whichever backend holds the model.

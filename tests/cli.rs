@@ -189,3 +189,36 @@ fn stdin_answers_each_line_at_once_and_batches_what_is_waiting() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(1), "the empty line failed");
 }
+
+/// `--explain` adds each word's effects to the line, as transformers' occlusions give them, for
+/// texts on the command line and from standard input (a bad line still only fails itself).
+#[test]
+fn explain_adds_each_words_effects() {
+    let reference = reference("roberta-bpe");
+    let case = &reference["explain"][1]; // multi-label
+    let labels: Vec<&str> = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let model = fixture_dir("roberta-bpe");
+    let args = ["--model", model.to_str().unwrap(), "--labels", &labels.join(","), "--backend", "cpu", "--multi-label"];
+    let text = case["text"].as_str().unwrap();
+    let on_line = zeroshot(&[&args[..], &["--explain", text]].concat(), None);
+    let stdin = format!("{text}\n\n");
+    let from_stdin = zeroshot(&[&args[..], &["--explain"]].concat(), Some(stdin.as_bytes()));
+    for out in [&on_line, &from_stdin] {
+        let got = &lines(out)[0];
+        let words = got["words"].as_array().expect("words");
+        assert_eq!(words.len(), case["words"].as_array().unwrap().len());
+        for (g, w) in words.iter().zip(case["words"].as_array().unwrap()) {
+            assert_eq!((&g["text"], &g["start"], &g["end"]), (&w["text"], &w["start"], &w["end"]));
+            for (label, effect) in w["effects"].as_object().unwrap() {
+                let got = g["effects"][label].as_f64().expect("an effect for each label the reference has");
+                assert!(
+                    (got - effect.as_f64().unwrap()).abs() < 2.0 * SCORE_TOL,
+                    "{label}: actual {got}, expected {effect}"
+                );
+            }
+        }
+    }
+    let lines = lines(&from_stdin);
+    assert!(lines[1]["error"].as_str().unwrap().contains("empty"), "{}", lines[1]);
+    assert!(!from_stdin.status.success(), "a failed line gives exit status 1");
+}

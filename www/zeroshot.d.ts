@@ -51,6 +51,30 @@ export interface LoadOptions {
   _allowFallbackAdapter?: boolean;
 }
 
+/** A word of the text: a run of non-space characters, punctuation included; each CJK ideograph is a word alone. */
+export interface WordEffects {
+  text: string;
+  /** Where the word is in the text, as UTF-16 indices: `sequence.slice(start, end) === text`. */
+  start: number;
+  end: number;
+  /**
+   * Per label, its score minus its score without this word (positive: the word pushed towards the label). A label
+   * whose pair never held the word (the text was cut before it, or the word has no token of its own) is absent.
+   */
+  effects: Record<string, number>;
+}
+
+/** A classification with each word's effects. */
+export interface Explanation extends Classification {
+  words: WordEffects[];
+}
+
+export interface ExplainOptions extends ClassifyOptions {
+  /** Pairs run so far, of all (the classification's, plus one per word and label). */
+  onProgress?: (p: { done: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
 export interface ClassifyOptions {
   /** `{}` (or `{0}`) where the label goes, Python `str.format` rules. Default "This example is {}.". */
   hypothesisTemplate?: string;
@@ -137,12 +161,27 @@ export class ZeroShotClassifier {
    * in order; a text that fails on its own (empty, say) gets {sequence, error}. A shared problem rejects.
    */
   classifyBatch(texts: string[], labels: string[] | string, options?: ClassifyOptions): Promise<(Classification | TextError)[]>;
-  /** classifyBatch over `batchSize` texts at a time (default 16), yielding each entry in order; `signal` stops it within a batch. */
+  /**
+   * The classification and each word's effect on each label: the label's score minus its score on the same pair
+   * without that word's tokens (nothing re-cut or re-tokenized; the same single- or multi-label softmax). About one
+   * classification's cost per word: `onProgress` reports the pairs run, `signal` stops it between steps (rejecting
+   * with its reason, an AbortError). Removing one word is not a causal claim; every label has effects, not only the top one.
+   */
+  explain(text: string, labels: string[] | string, options?: ExplainOptions): Promise<Explanation>;
+  /**
+   * classifyBatch over `batchSize` texts at a time (default 16), yielding each entry in order; `signal` stops it
+   * within a batch. With `explain: true`, each text's explanation instead, one text at a time (`signal` stops within one).
+   */
   classifyMany(
     texts: Iterable<string>,
     labels: string[] | string,
-    options?: ClassifyOptions & { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal; batchSize?: number },
+    options?: ClassifyOptions & { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal; batchSize?: number; explain?: false },
   ): AsyncGenerator<Classification | TextError>;
+  classifyMany(
+    texts: Iterable<string>,
+    labels: string[] | string,
+    options: ClassifyOptions & { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal; explain: true },
+  ): AsyncGenerator<Explanation | TextError>;
   dispose(): void;
   /**
    * For tests; not part of the API. Runs the wasm test hook: 'trap' makes the wasm instance trap (the call and

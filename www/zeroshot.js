@@ -135,6 +135,16 @@ function labelList(labels, who) {
   return list;
 }
 
+/** An explanation's word places as UTF-16 indices into its sequence (the wasm gives them in chars,
+ * Unicode scalar values: they differ after an emoji or any character outside the BMP). */
+function withUtf16Offsets(explanation) {
+  const chars = Array.from(explanation.sequence);
+  const at = [0];
+  for (const c of chars) at.push(at[at.length - 1] + c.length);
+  explanation.words = explanation.words.map((w) => ({ ...w, start: at[w.start], end: at[w.end] }));
+  return explanation;
+}
+
 /** Every [request, response] kept in the model cache. */
 async function cacheEntries() {
   const cache = await caches.open(CACHE_NAME);
@@ -317,10 +327,53 @@ export class ZeroShotClassifier {
     return reply.results.map((r, i) => r.ok ?? { sequence: texts[i], error: r.error });
   }
 
+  /**
+   * Why the scores are what they are: the classification, and each word's effect on each label,
+   * {sequence, labels, scores, words: [{text, start, end, effects: {label: number}}], truncated}.
+   * A word is a run of non-space characters (each CJK ideograph alone), `start`/`end` its place in
+   * `text` (UTF-16 indices: `text.slice(start, end)`); its effect on a label is the label's score minus
+   * the score of that label's pair without the word (absent where the pair never held it: cut off).
+   * It costs about one classification per word: `onProgress({done, total})` reports the pairs run,
+   * and `signal` stops it (rejecting with an AbortError) between its steps.
+   */
+  async explain(text, labels, { hypothesisTemplate = DEFAULT_TEMPLATE, multiLabel = false, signal, onProgress } = {}) {
+    if (typeof text !== 'string') throw new TypeError('explain: text must be a string');
+    signal?.throwIfAborted();
+    const message = { op: 'explain', text, labels: labelList(labels, 'explain'), template: hypothesisTemplate, multiLabel };
+    await this.#start();
+    const id = this.#nextId;
+    const abort = () => this.#worker?.postMessage({ op: 'cancel', target: id });
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const reply = await this.#call(message, onProgress); // the call gets `id`
+      this.#backend = reply.backend;
+      this.#threads = reply.threads;
+      signal?.throwIfAborted(); // aborted while its last step ran: rejected all the same
+      return withUtf16Offsets(reply.result);
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      throw e;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+  }
+
   /** Classifies many texts in order, `batchSize` per call (see classifyBatch), yielding each entry;
-   * stops when `signal` aborts, within one batch. */
-  async *classifyMany(texts, labels, { onProgress, signal, batchSize = 16, ...options } = {}) {
+   * stops when `signal` aborts, within one batch. With `explain: true` each text is explained
+   * instead (see explain), one at a time, and `signal` stops within one text. */
+  async *classifyMany(texts, labels, { onProgress, signal, batchSize = 16, explain = false, ...options } = {}) {
     const all = Array.from(texts);
+    if (explain) {
+      for (const [i, text] of all.entries()) {
+        signal?.throwIfAborted();
+        yield await this.explain(text, labels, { ...options, signal }).catch((e) => {
+          if (signal?.aborted) throw signal.reason;
+          return { sequence: text, error: e.message };
+        });
+        onProgress?.({ done: i + 1, total: all.length });
+      }
+      return;
+    }
     for (let start = 0; start < all.length; start += batchSize) {
       signal?.throwIfAborted();
       const results = await this.classifyBatch(all.slice(start, start + batchSize), labels, options);

@@ -686,6 +686,29 @@ const classify = ({ text, labels, template, multiLabel }) =>
 const classifyBatch = ({ texts, labels, template, multiLabel }) =>
   onModel(async (c) => JSON.parse(await c.classifyBatch(texts, labels, template, multiLabel)));
 
+// Token rows per explanation step: a full-size model's 25-word answer x 5 labels (130 pairs of
+// about 40 tokens) runs in 3 steps, with a progress report and a chance to stop after each.
+const EXPLAIN_STEP_ROWS = 2048;
+// Explanations to stop (their call ids), set by 'cancel' messages, which are read at once, not queued.
+const cancelled = new Set();
+
+/** Each word's effect on each label (see src/explain.rs), in steps: progress is posted after each,
+ * and a 'cancel' for this call ends it there. */
+const explain = ({ text, labels, template, multiLabel }, id) =>
+  onModel(async (c) => {
+    const job = c.explainer(text, labels, template, multiLabel);
+    try {
+      while (!(await job.step(EXPLAIN_STEP_ROWS))) {
+        self.postMessage({ id, progress: { done: job.done(), total: job.total() } });
+        await new Promise((resolve) => setTimeout(resolve, 0)); // lets a waiting 'cancel' message in
+        if (cancelled.has(id)) throw new Error('AbortError: the explanation was cancelled');
+      }
+      return JSON.parse(job.result());
+    } finally {
+      job.free();
+    }
+  });
+
 /** Test-only operations: the wasm test hook, and the instance's memory (it only grows, so a leak shows). */
 function testOp({ op, action }) {
   if (op === 'stats') return { wasmMemoryBytes: wasmMemory?.buffer.byteLength ?? 0 };
@@ -699,6 +722,7 @@ async function run(msg, id) {
   if (msg.op === 'load') return load(msg, (p) => self.postMessage({ id, progress: p }));
   if (msg.op === 'classify') return { result: await classify(msg), ...running() };
   if (msg.op === 'classifyBatch') return { results: await classifyBatch(msg), ...running() };
+  if (msg.op === 'explain') return { result: await explain(msg, id), ...running() };
   if (msg.op === 'test' || msg.op === 'stats') return testOp(msg);
   if (msg.op === 'probe') return probe(msg.source);
   throw new Error(`unknown operation ${msg.op}`);
@@ -707,6 +731,7 @@ async function run(msg, id) {
 async function handle(msg) {
   const { id, op } = msg;
   try {
+    if (cancelled.has(id)) throw new Error('AbortError: the explanation was cancelled');
     self.postMessage({ id, ok: true, ...(await run(msg, id)) });
   } catch (e) {
     // A trap killed the instance, or the model is gone (its CPU rebuild failed): either way zeroshot.js
@@ -714,10 +739,13 @@ async function handle(msg) {
     const trap = e instanceof WebAssembly.RuntimeError;
     if (trap) trapped ??= e.message;
     const error = trap ? `the wasm instance trapped (${trapped})` : String(e?.message ?? e);
-    self.postMessage({ id, error, crashed: trap || (String(op).startsWith('classify') && !classifier) });
+    self.postMessage({ id, error, crashed: trap || (['classify', 'classifyBatch', 'explain'].includes(op) && !classifier) });
+  } finally {
+    cancelled.delete(id);
   }
 }
 
 self.onmessage = ({ data }) => {
+  if (data.op === 'cancel') return cancelled.add(data.target);
   queue = queue.then(() => handle(data));
 };

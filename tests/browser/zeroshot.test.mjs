@@ -144,6 +144,74 @@ for (const [backend, wasm, threads] of RUNS) {
   });
 }
 
+// Explanations in every build and on WebGPU, against transformers' occlusions (generate.py), on a
+// fixture per tokenizer kind: WordPiece, byte-level BPE, Unigram (XLM-R's, and DeBERTa's with its options).
+const EXPLAINED = ['typeform-layout', 'roberta-bpe', 'xlmr-unigram', 'deberta-v2-abs'];
+const EFFECT_TOL = 2 * SCORE_TOL;
+
+/** A reference word's char offsets (Python's) as UTF-16 indices into `text`. */
+function utf16(text, chars) {
+  return Array.from(text).slice(0, chars).join('').length;
+}
+
+for (const [backend, wasm, threads] of RUNS) {
+  test(`explain: transformers' effects, backend ${backend}, wasm ${wasm}, ${threads} thread(s)`, async () => {
+    const on = threads > 1 ? await isolatedPage() : page;
+    for (const name of EXPLAINED) {
+      const reference = JSON.parse(readFileSync(`${ROOT}/tests/fixtures/${name}.reference.json`, 'utf8'));
+      const results = await on.evaluate(async ({ model, backend, wasm, threads, cases }) => {
+        const clf = await window.zeroshot.ZeroShotClassifier.load({ model, backend, wasm, threads, _allowFallbackAdapter: true });
+        const out = [];
+        for (const c of cases) out.push(await clf.explain(c.text, c.labels, { hypothesisTemplate: c.template, multiLabel: c.multi_label }));
+        clf.dispose();
+        return out;
+      }, { model: `/tests/fixtures/${name}/`, backend, wasm, threads, cases: reference.explain });
+      reference.explain.forEach((c, n) => {
+        const got = results[n];
+        assert.equal(got.truncated, c.truncated, `${name} case ${n}`);
+        assert.equal(got.words.length, c.words.length, `${name} case ${n}: words`);
+        c.words.forEach((w, i) => {
+          const g = got.words[i];
+          assert.deepEqual([g.text, g.start, g.end], [w.text, utf16(c.text, w.start), utf16(c.text, w.end)], `${name} case ${n} word ${i}`);
+          assert.equal(c.text.slice(g.start, g.end), g.text);
+          assert.deepEqual(Object.keys(g.effects).sort(), Object.keys(w.effects).sort(), `${name} case ${n} word ${i}: labels`);
+          for (const [label, effect] of Object.entries(w.effects)) {
+            assert.ok(Math.abs(g.effects[label] - effect) <= EFFECT_TOL, `${name} case ${n} word ${i} ${label}: actual ${g.effects[label]}, expected ${effect}`);
+          }
+        });
+      });
+    }
+    if (on !== page) await on.close();
+  });
+}
+
+test('explain reports progress, stops on abort between its steps, and classifyMany explains each text', async () => {
+  const out = await page.evaluate(async () => {
+    const clf = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/f16-relu/', backend: 'cpu' });
+    const text = 'The parcel came late and the support team never answered any of my emails about it.';
+    const labels = ['delivery', 'support', 'price', 'quality', 'praise'];
+    const progress = [];
+    const controller = new AbortController();
+    let error = null;
+    try {
+      await clf.explain(text, labels, { signal: controller.signal, onProgress: (p) => { progress.push(p); controller.abort(); } });
+    } catch (e) {
+      error = e.name;
+    }
+    const whole = await clf.explain(text, labels);
+    const many = [];
+    for await (const r of clf.classifyMany([text, '', 'Fine.'], labels, { explain: true })) many.push(r.words ? r.words.length : r.error);
+    clf.dispose();
+    return { progress, error, words: whole.words.length, first: whole.words[0], many };
+  });
+  assert.equal(out.error, 'AbortError');
+  assert.ok(out.progress[0].done > 0 && out.progress[0].done < out.progress[0].total, JSON.stringify(out.progress));
+  assert.equal(out.words, 16);
+  assert.equal(Object.keys(out.first.effects).length, 5);
+  assert.deepEqual([out.many[0], out.many[2]], [16, 1]);
+  assert.match(out.many[1], /empty/);
+});
+
 test("wasm 'auto' takes relaxed SIMD where the browser has it; a wrong build name is refused", async () => {
   const out = await page.evaluate(async () => {
     const clf = await window.zeroshot.ZeroShotClassifier.load({ model: '/tests/fixtures/f16-relu/', backend: 'cpu' });
