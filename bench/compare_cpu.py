@@ -10,6 +10,10 @@ timed in interleaved rounds in one run. Ratios are engine / zeroshot at the same
 deberta-v3-xsmall, deberta-v3-base);
 --onnx defaults to its bench/export_onnx.py export, the folder's name with -onnx appended.
 
+--explain: instead, one explanation (each word's effect on each label: a 25-word answer x 5 labels, 130 pairs)
+next to one classification of the same answer, the CLI at 1 and 2 threads, interleaved: ms per text and the
+ratio of the two.
+
 zeroshot is timed as a process reading N texts from stdin: the per-text time is
 (T(N+1 texts) - T(1 text)) / N, which leaves out loading (reported separately). It includes
 tokenization; onnxruntime's figure is its b5 forward alone. The CLI runs with --batch 1, each text
@@ -31,6 +35,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "I loved the onboarding, but the pricing page is confusing."
 LABELS = ["pricing", "onboarding", "support", "bug report", "praise"]
+# --explain: a 25-word survey answer (130 pairs with 5 labels, where a classification has 5).
+EXPLAIN_TEXT = ("The parcel arrived two weeks late, the box was crushed, and support never answered my emails, "
+                "so I want a refund for the broken blender.")
 THREADS = (1, 2)
 
 
@@ -71,20 +78,38 @@ def torch_runner(model_dir, threads):
     return run
 
 
-def run_cli(binary, model_dir, threads, n_texts):
+def run_cli(binary, model_dir, threads, n_texts, text=TEXT, extra=()):
     t = time.perf_counter()
     out = subprocess.run([binary, "--model", str(model_dir), "--labels", ",".join(LABELS), "--backend", "cpu",
-                          "--threads", str(threads), "--batch", "1"], input=(TEXT + "\n") * n_texts,
+                          "--threads", str(threads), "--batch", "1", *extra], input=(text + "\n") * n_texts,
                          capture_output=True, text=True, check=True)
     return (time.perf_counter() - t) * 1000, out.stdout.splitlines()[0]
 
 
-def cli_per_text(binary, model_dir, threads, runs):
+def cli_per_text(binary, model_dir, threads, runs, text=TEXT, extra=()):
     # Many texts per process, so that process start-up noise is small next to them.
     n = 4 * runs
-    one = statistics.median(run_cli(binary, model_dir, threads, 1)[0] for _ in range(3))
-    many = run_cli(binary, model_dir, threads, n + 1)[0]
+    one = statistics.median(run_cli(binary, model_dir, threads, 1, text, extra)[0] for _ in range(3))
+    many = run_cli(binary, model_dir, threads, n + 1, text, extra)[0]
     return (many - one) / n, one
+
+
+def explain_mode(args):
+    """One explanation next to one classification of EXPLAIN_TEXT, per thread count, interleaved."""
+    times = {(kind, t): [] for t in THREADS for kind in ("classify", "explain")}
+    for _ in range(args.rounds):
+        for t in THREADS:
+            times[("classify", t)].append(cli_per_text(args.zeroshot, args.model, t, args.runs, EXPLAIN_TEXT)[0])
+            times[("explain", t)].append(cli_per_text(args.zeroshot, args.model, t, 1, EXPLAIN_TEXT, ["--explain"])[0])
+    words = len(EXPLAIN_TEXT.split())
+    print(f"a {words}-word answer x {len(LABELS)} labels ({words * len(LABELS) + len(LABELS)} pairs to explain it), "
+          f"{args.model.name} model, {cpu_model()}, {os.cpu_count()} cores")
+    print(f"{args.rounds} interleaved rounds; ms per text (median of rounds, range); ratio = explain / classify\n")
+    print(f"{'zeroshot CLI':<30}{'threads':>8}{'ms/text':>10}{'range':>16}{'ratio':>9}")
+    for (kind, t), xs in times.items():
+        ratio = statistics.median(xs) / statistics.median(times[("classify", t)])
+        span = f"{min(xs):.1f}-{max(xs):.1f}"
+        print(f"{kind:<30}{t:>8}{statistics.median(xs):>10.1f}{span:>16}{ratio:>8.2f}x")
 
 
 def cpu_model():
@@ -101,7 +126,10 @@ def main():
     ap.add_argument("--zeroshot", type=Path, default=ROOT / "target/release/zeroshot")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--explain", action="store_true", help="time one explanation next to one classification")
     args = ap.parse_args()
+    if args.explain:
+        return explain_mode(args)
     args.onnx = args.onnx or args.model.with_name(args.model.name + "-onnx")
     onnx = {t: onnx_runner(args.onnx, t) for t in THREADS}
     pt = torch_runner(args.model, 1)

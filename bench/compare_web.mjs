@@ -12,6 +12,8 @@
 //            xtremedistil, roberta-base, deberta-v3-xsmall, deberta-v3-base); transformers.js loads its
 //            bench/export_onnx.py export, the folder's name with -onnx appended
 //   --formats: the full-size model as fp32, f16 and int8 (made by bench/agreement.py) instead of the peers
+//   --explain: one explanation (each word's effect on each label: a 25-word answer x 5 labels, 130 pairs) next to
+//              one classification of the same answer, zeroshot.js relaxed at every core and at 1 thread
 //   --pages: each engine in a page of its own (by default all share one page, so one renderer process)
 //   --memory: only zeroshot's peak memory (the module and the page), on the first load (download and cache write) and over
 //             the 200 calls after it (--calls N; the tree after 20 and after all: flat if nothing leaks),
@@ -27,7 +29,11 @@ import { serve } from '../tests/browser/server.mjs';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ARGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync'];
-const TEXT = 'I loved the onboarding, but the pricing page is confusing.';
+const EXPLAIN = process.argv.includes('--explain');
+// --explain: a 25-word survey answer (130 pairs with 5 labels, where a classification has 5).
+const TEXT = EXPLAIN
+  ? 'The parcel arrived two weeks late, the box was crushed, and support never answered my emails, so I want a refund for the broken blender.'
+  : 'I loved the onboarding, but the pricing page is confusing.';
 const LABELS = ['pricing', 'onboarding', 'support', 'bug report', 'praise'];
 const arg = (name, def) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : def);
 const stringArg = (name, def) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : def);
@@ -57,7 +63,13 @@ const FORMAT_ENGINES = [
 ];
 // 'page': the product page itself (www/index.html: its fields, Classify, and the time it shows),
 // in a page of its own, beside the module it is built on.
-const ENGINES = FORMATS ? FORMAT_ENGINES : [
+const EXPLAIN_ENGINES = [
+  { name: `classify, relaxed, ${CORES} threads`, make: ['zeroshot', ZS_MODEL, 'relaxed', 0] },
+  { name: `explain, relaxed, ${CORES} threads`, make: ['zeroshotExplain', ZS_MODEL, 'relaxed', 0] },
+  { name: 'classify, relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
+  { name: 'explain, relaxed, 1 thread', make: ['zeroshotExplain', ZS_MODEL, 'relaxed', 1] },
+];
+const ENGINES = EXPLAIN ? EXPLAIN_ENGINES : FORMATS ? FORMAT_ENGINES : [
   { name: `zeroshot.js relaxed, ${CORES} threads`, make: ['zeroshot', ZS_MODEL, 'relaxed', 0] },
   { name: `the page, relaxed, ${CORES} threads`, make: ['page', ZS_MODEL, 0] },
   { name: 'zeroshot.js relaxed, 1 thread', make: ['zeroshot', ZS_MODEL, 'relaxed', 1] },
@@ -257,16 +269,23 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await browser.close();
 
-const base = median(times[FORMATS ? 0 : ENGINES.length - 1]);
+// The ratio's base: the peer (transformers.js), fp32 (--formats), or the classification just above (--explain).
+const baseOf = (i) => median(times[EXPLAIN ? i - (i % 2) : FORMATS ? 0 : ENGINES.length - 1]);
 const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1];
 console.log(`one text x ${LABELS.length} labels, ${MODEL_NAME} model (${weightsMb.toFixed(0)} MB fp32${FORMATS ? '; f16 and int8 copies' : ''}), headless Chromium, plain page`);
 console.log(`${cpu}, ${CORES} cores; ${info.map((x) => x.info).join('; ')}`);
-console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls after an untimed one${PAGES ? ', a page per engine' : ', one page'}; ratio = engine / ${FORMATS ? 'fp32' : 'transformers.js'} (lower is faster)\n`);
+const against = EXPLAIN ? 'the classification at the same threads' : FORMATS ? 'fp32' : 'transformers.js';
+if (EXPLAIN) console.log(`a ${TEXT.split(' ').length}-word answer x ${LABELS.length} labels: ${TEXT.split(' ').length * LABELS.length + LABELS.length} pairs to explain it`);
+console.log(`${ROUNDS} interleaved rounds x ${RUNS} calls after an untimed one${PAGES ? ', a page per engine' : ', one page'}; ratio = engine / ${against} (lower is faster)\n`);
 console.log(`${'engine'.padEnd(34)}${'median ms'.padStart(10)}${'min'.padStart(8)}${'max'.padStart(8)}${'ratio'.padStart(8)}   top label`);
 for (const [i, e] of ENGINES.entries()) {
   const t = times[i];
   const row = [median(t), Math.min(...t), Math.max(...t)].map((x) => x.toFixed(0));
-  console.log(`${e.name.padEnd(34)}${row[0].padStart(10)}${row[1].padStart(8)}${row[2].padStart(8)}${(median(t) / base).toFixed(2).padStart(7)}x   ${info[i].top}`);
+  console.log(`${e.name.padEnd(34)}${row[0].padStart(10)}${row[1].padStart(8)}${row[2].padStart(8)}${(median(t) / baseOf(i)).toFixed(2).padStart(7)}x   ${info[i].top}`);
+}
+if (EXPLAIN) {
+  await server.close();
+  process.exit(0);
 }
 console.log(`\nfresh browser per engine: load, first result, peak memory of the Chromium tree over a blank page`);
 for (const [i, e] of ENGINES.entries()) {
