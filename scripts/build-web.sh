@@ -50,7 +50,7 @@ done
 # that changes with any byte of them, so a deploy is one new shell and never a mix of two.
 (
     cd www
-    files=$(printf '%s\n' index.html app.js style.css zeroshot.js zeroshot.worker.js; find pkg -type f ! -name shell.js | sort)
+    files=$(printf '%s\n' index.html app.js why.js style.css zeroshot.js zeroshot.worker.js; find pkg -type f ! -name shell.js | sort)
     version=$(echo "$files" | xargs cat | sha256sum | cut -c1-16)
     list=$(echo "$files" | sed 's/.*/"&"/' | paste -sd, -)
     printf 'self.SHELL = { version: "%s", files: [%s] };\n' "$version" "$list" >pkg/shell.js

@@ -1,5 +1,6 @@
 // The page: UI only. Loading, caching and classifying are zeroshot.js's job.
 import { DEFAULT_MODEL, DEFAULT_TEMPLATE, ZeroShotClassifier, crossOriginIsolate, parseLabels } from './zeroshot.js';
+import { renderExplanation, renderWordsByLabel, wordRows, wordsByLabel } from './why.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -95,6 +96,12 @@ let loadedDemo = false; // the model in use is one of the random demo models
 let bulk = { labels: [], multi: false, demo: false, rows: [] };
 let filter = null; // the chart bucket whose answers the table shows (a label, NONE or FAILED), or null: all
 let abort = null;
+// The last text classified (what "Why?" explains), its explanation, and the label being shown.
+let classified = null;
+let explained = null;
+let whyLabel = null;
+// The bulk view's word filter: {label, key, rows} of the chip picked under "Which words", or null.
+let wordFilter = null;
 let weightsSeen = null; // {bytes, cached} of the weights, from the load's progress events
 let infoToken = 0; // bumped by each probe and load: an older probe's answer is not shown over a newer one
 let probeTimer = null;
@@ -373,16 +380,18 @@ function bars(result) {
 }
 
 /**
- * Starts a classify or bulk run unless one is running (a double click, Ctrl+Enter twice): one at a
- * time, so results never interleave; the buttons that start one are disabled meanwhile.
+ * Starts a classify, explain or bulk run unless one is running (a double click, Ctrl+Enter twice):
+ * one at a time, so results never interleave; the buttons that start one are disabled meanwhile.
  */
+const STARTS = ['go', 'bulk-go', 'why-go', 'words-go'];
+
 function exclusive(action) {
   if (run) return run;
   begin();
-  $('go').disabled = $('bulk-go').disabled = true;
+  for (const id of STARTS) $(id).disabled = true;
   run = action().finally(() => {
     run = null;
-    $('go').disabled = $('bulk-go').disabled = false;
+    for (const id of STARTS) $(id).disabled = false;
   });
   return run;
 }
@@ -393,14 +402,117 @@ async function classifyOne() {
   try {
     const c = await classifier();
     const started = performance.now();
-    const r = await c.classify($('text').value, $('labels').value, { hypothesisTemplate: $('template').value, multiLabel: $('multi').checked });
+    const asked = { text: $('text').value, labels: $('labels').value, options: { hypothesisTemplate: $('template').value, multiLabel: $('multi').checked } };
+    const r = await c.classify(asked.text, asked.labels, asked.options);
     const ms = performance.now() - started;
     $('run-info').textContent = `${c.backend === 'webgpu' ? 'WebGPU' : 'CPU'}, ${ms.toFixed(0)} ms${r.truncated ? ', text truncated to fit the model' : ''}`;
     $('results').replaceChildren(...bars(r));
     $('single-demo').hidden = !loadedDemo;
+    classified = asked;
+    explained = null;
+    $('why').hidden = false;
+    $('why-labels').hidden = true;
+    $('why-view').replaceChildren();
+    $('why-info').textContent = '';
   } catch (e) {
     showError(e);
   }
+}
+
+/** "Why?": each word's effect on each label of the text just classified (about one classification
+ * per word), with progress and Cancel; then the text coloured for the top label. */
+async function explainOne() {
+  if (!classified) return;
+  showError(null);
+  abort = new AbortController();
+  $('why-cancel').hidden = $('why-progress').hidden = false;
+  $('why-progress').value = 0;
+  const started = performance.now();
+  try {
+    const c = await classifier();
+    const onProgress = ({ done, total }) => {
+      $('why-progress').value = done / total;
+      $('why-info').textContent = `${done} of ${total} pairs…`;
+    };
+    explained = await c.explain(classified.text, classified.labels, { ...classified.options, signal: abort.signal, onProgress });
+    $('why-info').textContent = `${explained.words.length} words, ${((performance.now() - started) / 1000).toFixed(1)} s${explained.truncated ? '; the text was cut, and words past the cut have no effect' : ''}`;
+    showWhy(explained.labels[0]);
+  } catch (e) {
+    if (e.name === 'AbortError') $('why-info').textContent = 'Cancelled.';
+    else showError(e);
+  } finally {
+    $('why-cancel').hidden = $('why-progress').hidden = true;
+  }
+}
+
+/** The explanation coloured for `label`, and the label buttons (switching recomputes nothing). */
+function showWhy(label) {
+  whyLabel = label;
+  const button = (l) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: l });
+    b.dataset.label = l;
+    b.setAttribute('aria-pressed', String(l === label));
+    return b;
+  };
+  $('why-labels').replaceChildren(...explained.labels.map(button));
+  $('why-labels').hidden = false;
+  renderExplanation($('why-view'), explained, label);
+}
+
+/** "Which words put answers there?": every answer explained (those not explained yet), with progress
+ * and Cancel; the words then show under the chart as they come. */
+async function explainAll() {
+  showError(null);
+  const todo = bulk.rows.filter((r) => !r.error && !r.words);
+  abort = new AbortController();
+  $('words-cancel').disabled = false;
+  $('words-progress').hidden = false;
+  $('words-progress').value = 0;
+  const started = performance.now();
+  try {
+    const c = await classifier();
+    const options = { hypothesisTemplate: bulk.template ?? $('template').value, multiLabel: bulk.multi, signal: abort.signal };
+    for (const [i, row] of todo.entries()) {
+      row.words = (await c.explain(row.sequence, bulk.labels, options)).words;
+      $('words-progress').value = (i + 1) / todo.length;
+      $('words-info').textContent = `${i + 1} of ${todo.length} answers explained (${((performance.now() - started) / (i + 1) / 1000).toFixed(1)} s each)`;
+      scheduleRender();
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') $('words-info').textContent = 'Cancelled; the answers explained so far are kept.';
+    else showError(e);
+  } finally {
+    renderBulk();
+    saveResults();
+    $('words-cancel').disabled = true;
+    $('words-progress').hidden = true;
+  }
+}
+
+/** The words that put answers under each label, once any answer is explained. */
+function renderWords() {
+  const any = bulk.rows.some((r) => r.words);
+  $('export-words').hidden = !any;
+  if (!any) return $('words-view').replaceChildren();
+  renderWordsByLabel($('words-view'), wordGroups(), wordFilter);
+}
+
+const wordGroups = () => wordsByLabel(bulk.rows, bulk.labels, (row) => bucketsOf(row, threshold()));
+
+/** A word chip: shows the answers it pushed under its label (again: all answers). */
+function pickWord(e) {
+  const chip = e.target.closest('[data-word]');
+  if (!chip) return;
+  const { label, word } = chip.dataset;
+  const same = wordFilter?.label === label && wordFilter?.key === word;
+  const group = wordGroups().find((g) => g.label === label);
+  wordFilter = same ? null : { label, key: word, rows: group.words.find((w) => w.key === word).rows };
+  filter = null;
+  renderBulk();
+}
+
+function exportWords() {
+  download('zeroshot-words.csv', 'text/csv', csv([['label', 'word', 'answers', 'summed_effect'], ...wordRows(wordGroups())]));
 }
 
 /** Minimal RFC 4180 CSV: quoted fields, doubled quotes, commas and newlines inside quotes. */
@@ -559,6 +671,7 @@ function renderFilterButtons() {
 /** Shows only the answers of bucket `key` (again: all of them). */
 function setFilter(key) {
   filter = filter === key ? null : key;
+  wordFilter = null;
   renderBulk();
 }
 
@@ -571,6 +684,10 @@ function pickBucket(e) {
  * (its label's score; the top score for NONE; FAILED keeps the order). */
 function shownRows() {
   const all = bulk.rows.map((r, i) => ({ r, n: i + 1 }));
+  if (wordFilter) {
+    const score = ({ r }) => r.scores[r.labels.indexOf(wordFilter.label)];
+    return all.filter(({ n }) => wordFilter.rows.has(n - 1)).sort((a, b) => score(b) - score(a));
+  }
   if (filter === null) return all;
   const min = threshold();
   const score = ({ r }) => (filter === FAILED ? 0 : filter === NONE ? r.scores[0] : r.scores[r.labels.indexOf(filter)]);
@@ -601,7 +718,9 @@ function renderTable() {
   }));
   $('bulk-table').hidden = bulk.rows.length === 0;
   const order = filter === FAILED ? 'in their order' : 'highest score first';
-  $('filter-info').textContent = filter === null ? '' : `Showing the ${rows.length} answers under ${bucketName(filter)}, ${order}.`;
+  $('filter-info').textContent = wordFilter
+    ? `Showing the ${rows.length} answer${rows.length === 1 ? '' : 's'} that “${wordFilter.key}” pushed towards ${wordFilter.label}, highest score first.`
+    : filter === null ? '' : `Showing the ${rows.length} answers under ${bucketName(filter)}, ${order}.`;
 }
 
 let renderTimer = null;
@@ -615,6 +734,7 @@ function renderBulk() {
   $('threshold-out').value = threshold().toFixed(2);
   $('bulk-demo').hidden = !(bulk.demo && bulk.rows.length);
   renderChart();
+  renderWords();
   renderTable();
 }
 
@@ -635,7 +755,7 @@ async function classifyAll() {
   let next = null;
   try {
     const c = await classifier();
-    next = { labels: parseLabels($('labels').value), multi: $('multi').checked, demo: loadedDemo, rows: [] };
+    next = { labels: parseLabels($('labels').value), multi: $('multi').checked, template: $('template').value, demo: loadedDemo, rows: [] };
     await classifyRows(c, texts, next);
   } catch (e) {
     if (e.name === 'AbortError') $('bulk-info').textContent = `Cancelled after ${next?.rows.length ?? 0} of ${texts.length}.`;
@@ -656,7 +776,7 @@ async function classifyRows(c, texts, next) {
   // Batches of texts share forwards; a text's own failure is its row, a shared one (labels, template) stops the run.
   for await (const row of c.classifyMany(texts, next.labels, options)) {
     next.rows.push(row);
-    if (bulk !== next) [bulk, filter] = [next, null];
+    if (bulk !== next) [bulk, filter, wordFilter] = [next, null, null];
     $('bulk-progress').value = next.rows.length / texts.length;
     $('bulk-info').textContent = `${next.rows.length} of ${texts.length} (${((performance.now() - started) / next.rows.length).toFixed(0)} ms each)`;
     scheduleRender();
@@ -707,7 +827,12 @@ function checkedResults(kept) {
   const scored = (r) => strings(r.labels) && r.labels.length === labels.length && labels.every((l) => r.labels.includes(l))
     && Array.isArray(r.scores) && r.scores.length === labels.length && r.scores.every(Number.isFinite);
   const rows = kept.rows.filter((r) => r && typeof r.sequence === 'string' && (typeof r.error === 'string' || scored(r)));
-  return rows.length ? { labels, multi: kept.multi === true, demo: kept.demo === true, rows } : null;
+  // An answer's words (its explanation) are kept only whole: text, place, and a number per label.
+  const word = (w) => w && typeof w.text === 'string' && Number.isInteger(w.start) && Number.isInteger(w.end) && w.effects
+    && typeof w.effects === 'object' && Object.entries(w.effects).every(([l, v]) => labels.includes(l) && Number.isFinite(v));
+  for (const r of rows) if (r.words !== undefined && !(Array.isArray(r.words) && r.words.every(word))) delete r.words;
+  const template = typeof kept.template === 'string' ? kept.template : undefined;
+  return rows.length ? { labels, multi: kept.multi === true, template, demo: kept.demo === true, rows } : null;
 }
 
 const parsed = (json) => {
@@ -834,6 +959,13 @@ function wire() {
   $('bulk-cancel').addEventListener('click', () => abort?.abort());
   $('csv').addEventListener('change', (e) => e.target.files[0] && importCsv(e.target.files[0]).catch(showError));
   $('bulk-example').addEventListener('click', addExampleAnswers);
+  $('why-go').addEventListener('click', () => exclusive(explainOne));
+  $('why-cancel').addEventListener('click', () => abort?.abort());
+  $('why-labels').addEventListener('click', (e) => e.target.dataset.label && showWhy(e.target.dataset.label));
+  $('words-go').addEventListener('click', () => exclusive(explainAll));
+  $('words-cancel').addEventListener('click', () => abort?.abort());
+  $('words-view').addEventListener('click', pickWord);
+  $('export-words').addEventListener('click', exportWords);
   $('column').addEventListener('change', useColumn);
   $('export-csv').addEventListener('click', exportCsv);
   $('export-json').addEventListener('click', () => download('zeroshot-results.json', 'application/json', JSON.stringify(bulk.rows, null, 2)));

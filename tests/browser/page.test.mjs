@@ -917,3 +917,100 @@ test('a made-up int8 model on the Hub: the probe reads its format from the heade
     hub.files.clear();
   }
 });
+
+test('"Why?" colours the words by their effect on each label, as the CLI\'s --explain gives them, and switching labels recomputes nothing', async () => {
+  const { ctx, page } = await open('./models/bert-vocab/');
+  assertLikeCli(await classify(page), cli('bert-vocab'));
+  const want = cli('bert-vocab', ['--explain']);
+  await page.evaluate(() => {
+    window.posted = [];
+    const post = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (message, transfer) {
+      window.posted.push(message?.op);
+      return post.call(this, message, transfer);
+    };
+  });
+  await page.click('#why-go');
+  await page.waitForSelector('#why-view .why-text');
+  assert.match(await page.textContent('#why-info'), new RegExp(`^${want.words.length} words`));
+  const signed = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
+  for (const label of want.labels) {
+    await page.locator('#why-labels').getByRole('button', { name: label, exact: true }).click();
+    assert.equal(await page.getAttribute(`#why-labels button[aria-pressed=true]`, 'data-label'), label);
+    const marked = await page.$$eval('#why-view .word', (ws) => ws.map((w) => [w.textContent, w.title]));
+    const table = await page.$$eval('#why-view tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.deepEqual(marked.map(([t]) => t), want.words.map((w) => w.text));
+    want.words.forEach((w, i) => {
+      const effect = w.effects[label];
+      const number = Number(table[i][1].replace('−', '-'));
+      assert.ok(Math.abs(number - effect) <= 6e-4, `${label} ${w.text}: page ${table[i][1]}, CLI ${effect}`);
+      assert.ok(marked[i][1].includes(signed(effect).slice(0, -1)), `the tooltip says the number: ${marked[i][1]}`);
+      assert.match(marked[i][1], effect >= 0 ? /towards/ : /against/);
+    });
+    assert.match(await page.textContent('#why-view .why-legend'), new RegExp(`towards ${label.replace(/[<>()=]/g, '.')}`));
+  }
+  assert.equal(await page.$('#why-view img'), null, 'a label is text, never markup');
+  assert.deepEqual(await page.evaluate(() => window.posted.filter((op) => op === 'explain').length), 1, 'switching labels recomputes nothing');
+  await ctx.close();
+});
+
+test('bulk: "Which words" shows the words that put answers under each label, filters the table to their answers, exports them, and cancels', async () => {
+  const { ctx, page } = await open('./models/bert-vocab/');
+  const labels = 'shipping, packaging, price';
+  await bulkRun(page, ANSWERS, labels);
+  await page.click('#words-go');
+  await page.waitForFunction(() => document.getElementById('words-cancel').disabled && document.querySelector('#words-view .words-group'));
+  // What the chips say, against the CLI's explanation of each answer (its top label is its bucket).
+  const explained = ANSWERS.map((a) => JSON.parse(execFileSync(CLI, ['--model', `${ROOT}/tests/fixtures/bert-vocab`, '--labels', labels, '--backend', 'cpu', '--explain', a]).toString()));
+  const { wordsByLabel } = await import('../../www/why.js');
+  const want = wordsByLabel(explained, parseLabelList(labels), (row) => [row.labels[0]]);
+  const chips = await page.$$eval('#words-view button[data-word]', (bs) => bs.map((b) => [b.dataset.label, b.dataset.word, b.textContent]));
+  const shownWant = want.flatMap(({ label, words }) => words.slice(0, 8).map((w) => [label, w]));
+  assert.equal(chips.length, shownWant.length);
+  chips.forEach(([label, word, text], i) => {
+    const [wantLabel, w] = shownWant[i];
+    assert.deepEqual([label, word], [wantLabel, w.key]);
+    const [, answers, sum] = /· (\d+) answers? · \+(\d\.\d+)$/.exec(text);
+    assert.equal(Number(answers), w.rows.size, text);
+    assert.ok(Math.abs(Number(sum) - w.sum) <= 6e-4, `${text}: CLI ${w.sum}`);
+  });
+  const [label, word] = chips[0];
+  await page.click(`#words-view button[data-word="${word}"][data-label="${label}"]`);
+  const rows = await page.$$eval('#bulk-table tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent));
+  assert.deepEqual(rows.sort(), [...shownWant[0][1].rows].map((i) => ANSWERS[i]).sort());
+  assert.match(await page.textContent('#filter-info'), new RegExp(`that “${word}” pushed towards ${label}`));
+  const csvLines = readFileSync(await (await downloaded(page, '#export-words')).path(), 'utf8').trim().split('\r\n');
+  assert.equal(csvLines[0], 'label,word,answers,summed_effect');
+  assert.equal(csvLines.length - 1, want.reduce((n, g) => n + g.words.length, 0), 'every word, not only the chips');
+  // The explanations are kept with the answers, and "Which words" then has nothing left to do.
+  await page.reload();
+  await page.click('#tab-bulk');
+  await page.waitForSelector('#words-view .words-group');
+  // A long run stops on Cancel and keeps what it explained.
+  await bulkRun(page, Array(40).fill(ANSWERS[1]), labels);
+  await page.click('#words-go');
+  await page.waitForFunction(() => /^\d+ of 40 answers/.test(document.getElementById('words-info').textContent));
+  await page.click('#words-cancel');
+  await page.waitForFunction(() => document.getElementById('words-info').textContent.startsWith('Cancelled'));
+  await ctx.close();
+});
+
+/** Labels as the page splits them. */
+const parseLabelList = (text) => text.split(',').map((l) => l.trim()).filter(Boolean);
+
+test("the survey view's word groups: lower case, punctuation at the ends stripped, positive effects under each answer's labels only", async () => {
+  const { wordKey, wordsByLabel } = await import('../../www/why.js');
+  assert.deepEqual(['Refund,', '«refund»', "don't", 'U.S.A.', '😠!!', '...'].map(wordKey), ['refund', 'refund', "don't", 'u.s.a', '😠!!', '...']);
+  const word = (text, effects) => ({ text, start: 0, end: 0, effects });
+  const rows = [
+    { labels: ['a', 'b'], words: [word('Refund,', { a: 0.2, b: 0.5 }), word('late', { a: -0.1, b: 0.3 })] },
+    { labels: ['a', 'b'], words: [word('refund', { a: 0.1 }), word('refund!', { a: 0.05 })] },
+    { labels: ['b', 'a'], words: [word('refund', { a: 0.4, b: 0.1 })] },
+    { error: 'empty', sequence: '' },
+  ];
+  const groups = wordsByLabel(rows, ['a', 'b'], (r) => [r.labels[0]]);
+  const a = groups[0].words.map((w) => [w.key, Number(w.sum.toFixed(6)), [...w.rows]]);
+  const b = groups[1].words.map((w) => [w.key, Number(w.sum.toFixed(6)), [...w.rows]]);
+  assert.deepEqual(a, [['refund', 0.35, [0, 1]]], 'late pushed against a; answer 2 is under b');
+  assert.deepEqual(b, [['refund', 0.1, [2]]]);
+});
