@@ -1,5 +1,6 @@
 // out[t, :] = LayerNorm((word[ids[t], :] + token_type[types[t], :]) + position[first_position + t % seq, :]),
-// one workgroup per token row, summed in transformers' order; without the position term where the
+// one workgroup per token row, summed in BERT's order (DeBERTa's adds the position before the type: the
+// same sum but for rounding); without the position term where the
 // model has none (`positions` 0: DeBERTa-v3), and without the LayerNorm where the sum is projected
 // first (`normalise` 0: DeBERTa's embed_proj runs next, then add_layer_norm.wgsl). `ids` holds the
 // token ids, then the token types (rows each). Ids, types and positions were checked against their
@@ -18,7 +19,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
-// Binding 1 is the word embedding, declared with `word_value()` in embed_f32.wgsl / embed_int8.wgsl.
+// Binding 1 is the word embedding, declared with `word_value()` in embed_f32.wgsl, embed_f16.wgsl or
+// embed_int8.wgsl.
 @group(0) @binding(2) var<storage, read> position: array<f32>;
 @group(0) @binding(3) var<storage, read> token_type: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;

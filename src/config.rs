@@ -462,16 +462,43 @@ impl RawDeberta {
                 .split('|')
                 .any(|n| n.trim() == "layer_norm"),
         };
-        if relative.span() > MAX_POSITIONS {
-            let field = if relative.position_buckets > 0 { "position_buckets" } else { "max_relative_positions" };
-            return Err(Error::Field {
-                file: "config.json",
-                field,
-                reason: format!("is {}; at most {MAX_POSITIONS} are supported", relative.span()),
-            });
-        }
+        check_relative(&relative)?;
         Ok(relative)
     }
+}
+
+/// The most rows on each side of the relative embeddings zeroshot takes (DeBERTa-v3 has 256,
+/// DeBERTa-v2 without buckets 512): each layer's projection of them is kept, and the p2c terms of a
+/// text of n tokens hold [n, 2 span] per thread.
+pub const MAX_SPAN: usize = 1024;
+
+/// Relative-position options that transformers would run but that leave nothing to compute (no
+/// term) or a bucket map that is not monotonic (a log ratio of 1 or less), and spans past
+/// [`MAX_SPAN`], are refused by name.
+fn check_relative(r: &RelativeAttention) -> Result<()> {
+    let refuse = |field, reason: String| Err(Error::Field { file: "config.json", field, reason });
+    if r.terms() == 0 {
+        return refuse(
+            "pos_att_type",
+            "names neither \"c2p\" nor \"p2c\"; zeroshot runs DeBERTa with its relative terms".into(),
+        );
+    }
+    let field = if r.position_buckets > 0 { "position_buckets" } else { "max_relative_positions" };
+    if r.span() > MAX_SPAN {
+        return refuse(field, format!("is {}; at most {MAX_SPAN} are supported", r.span()));
+    }
+    if r.position_buckets > 0 && r.max_relative_positions <= r.position_buckets / 2 + 1 {
+        return refuse(
+            "max_relative_positions",
+            format!(
+                "is {}; with {} position_buckets it must be over {} (half the buckets plus one) for the log buckets to grow with the distance",
+                r.max_relative_positions,
+                r.position_buckets,
+                r.position_buckets / 2 + 1
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// `pos_att_type` as (c2p, p2c): a list or a `|`-separated string; any other term is refused.

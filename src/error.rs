@@ -90,10 +90,16 @@ pub enum Error {
 
     #[error(
         "the text and hypothesis take {tokens} tokens, over the {max_len} zeroshot takes at once with this model; \
-         transformers would not cut it (its positions are relative and its tokenizer sets no model_max_length), \
-         so neither does zeroshot: split the text into parts"
+         transformers would not cut it there (its positions are relative, and its tokenizer's model_max_length is \
+         unset or larger), so neither does zeroshot: split the text into parts"
     )]
     TextTooLong { tokens: usize, max_len: usize },
+
+    #[error(
+        "explaining this text takes {pairs} pairs, {rows} token rows in all (about one classification per word), \
+         over the {max_rows} zeroshot explains at once: explain a shorter text or fewer labels"
+    )]
+    ExplanationTooLarge { pairs: usize, rows: usize, max_rows: usize },
 
     #[error("the text is empty; give at least one character to classify")]
     EmptyText,

@@ -22,7 +22,8 @@
 //! The occluded pairs run through the pipeline's batching in steps of a bounded number of rows (a
 //! caller reports progress and may stop between steps), each label's pairs together: its full pair,
 //! then the pairs without the last word, the one before, ..., so that consecutive pairs share
-//! their first tokens and layer 0 computes those rows once (see `CpuBackend::qkv`).
+//! their first tokens and layer 0 computes those rows once (see `CpuBackend::qkv`). An explanation
+//! of over [`MAX_EXPLAIN_ROWS`] token rows in all is refused with the numbers.
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -121,39 +122,95 @@ enum Slot {
     Without { label: usize, word: usize },
 }
 
-/// An explanation in progress: every pair to run, in order, and the logits of those run so far.
+/// The most token rows one explanation may run (all its pairs' tokens): about 8 minutes of the
+/// full-size typeform-shaped model at one native thread, 200 times a 25-word answer x 5 labels.
+pub const MAX_EXPLAIN_ROWS: usize = 1 << 20;
+
+/// An explanation in progress: the pairs to run, in order (each label's pairs without a word are
+/// made from its full pair as their step comes, so a long text's are never all held at once), and
+/// the logits of those run so far.
 pub struct ExplainJob {
     text: String,
     labels: Vec<String>,
     independent: bool,
     words: Vec<Word>,
-    pairs: Vec<(Slot, PairEncoding)>,
-    logits: Vec<Vec<f32>>,
     truncated: bool,
+    /// Each label's full pair, and the word owning each of its kept premise tokens.
+    full: Vec<PairEncoding>,
+    held: Vec<Vec<Option<usize>>>,
+    /// Every pair to run, in order; where each label's full pair is in it, and each (label, word)
+    /// pair ([label][word]: `None` where the label's pair does not hold the word).
+    slots: Vec<Slot>,
+    full_at: Vec<usize>,
+    without_at: Vec<Vec<Option<usize>>>,
+    logits: Vec<Vec<f32>>,
 }
 
 impl ExplainJob {
     /// A job with nothing to run and nothing to explain (what a finished job is left as once its
     /// result is taken).
     pub fn empty() -> ExplainJob {
-        let (text, labels, words, pairs, logits) = (String::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        ExplainJob { text, labels, independent: false, words, pairs, logits, truncated: false }
+        let (text, labels, words, logits) = (String::new(), Vec::new(), Vec::new(), Vec::new());
+        let (full, held, slots, full_at, without_at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        ExplainJob {
+            text,
+            labels,
+            independent: false,
+            words,
+            truncated: false,
+            full,
+            held,
+            slots,
+            full_at,
+            without_at,
+            logits,
+        }
     }
 
     /// Pairs run so far, and in all (a classification's n labels, plus one per word and label
     /// whose pair holds it).
     pub fn progress(&self) -> (usize, usize) {
-        (self.logits.len(), self.pairs.len())
+        (self.logits.len(), self.slots.len())
     }
 
     /// Whether every pair has run.
     pub fn is_done(&self) -> bool {
-        self.logits.len() == self.pairs.len()
+        self.logits.len() == self.slots.len()
+    }
+
+    /// The pair of slot `i`.
+    fn pair(&self, i: usize) -> PairEncoding {
+        match self.slots[i] {
+            Slot::Full { label } => self.full[label].clone(),
+            Slot::Without { label, word } => without_word(&self.full[label], &self.held[label], word),
+        }
+    }
+
+    /// Puts each label's full pair, then its pairs without each word it holds (the last word
+    /// first: each pair then shares its first tokens with the one before it), in the run order.
+    fn plan(&mut self) -> usize {
+        let mut rows = 0;
+        for (label, full) in self.full.iter().enumerate() {
+            self.full_at.push(self.slots.len());
+            self.slots.push(Slot::Full { label });
+            rows += full.ids.len();
+            let mut held = vec![0usize; self.words.len()]; // tokens of each word in this pair
+            self.held[label].iter().flatten().for_each(|&w| held[w] += 1);
+            let mut at = vec![None; self.words.len()];
+            for word in (0..self.words.len()).rev().filter(|&w| held[w] > 0) {
+                at[word] = Some(self.slots.len());
+                self.slots.push(Slot::Without { label, word });
+                rows += full.ids.len() - held[word];
+            }
+            self.without_at.push(at);
+        }
+        rows
     }
 }
 
 impl<B: Backend> ZeroShotClassifier<B> {
-    /// The pairs that explain `labels`' scores for `text` (module doc); nothing runs yet.
+    /// The pairs that explain `labels`' scores for `text` (module doc); nothing runs yet. An
+    /// explanation of over [`MAX_EXPLAIN_ROWS`] token rows is refused.
     pub fn explain_job(&self, text: &str, labels: &[String], options: &Options) -> Result<ExplainJob> {
         if labels.is_empty() {
             return Err(Error::NoLabels);
@@ -165,42 +222,39 @@ impl<B: Backend> ZeroShotClassifier<B> {
         let premise = self.tokenizer().premise_with_offsets(text)?;
         let words = words(text);
         let owner = owners(&words, premise.offsets());
-        let mut pairs = Vec::new();
-        let mut truncated = false;
-        for (label, hypothesis) in hypotheses.iter().enumerate() {
-            let full = self.tokenizer().pair(&premise, hypothesis)?;
-            truncated |= full.truncated;
-            let held = &owner[..full.premise.len()];
-            // The last word first: each pair then shares its first tokens with the one before it.
-            let mut occluded: Vec<usize> = held.iter().flatten().copied().collect();
-            occluded.dedup();
-            let without: Vec<_> = occluded.iter().rev().map(|&word| (word, without_word(&full, held, word))).collect();
-            pairs.push((Slot::Full { label }, full));
-            pairs.extend(without.into_iter().map(|(word, pair)| (Slot::Without { label, word }, pair)));
-        }
-        let independent = options.multi_label || labels.len() == 1;
-        Ok(ExplainJob {
+        let full = hypotheses.iter().map(|h| self.tokenizer().pair(&premise, h)).collect::<Result<Vec<_>>>()?;
+        let held = full.iter().map(|f| owner[..f.premise.len()].to_vec()).collect();
+        let mut job = ExplainJob {
             text: text.into(),
             labels: labels.to_vec(),
-            independent,
+            independent: options.multi_label || labels.len() == 1,
             words,
-            pairs,
-            logits: Vec::new(),
-            truncated,
-        })
+            truncated: full.iter().any(|f| f.truncated),
+            full,
+            held,
+            ..ExplainJob::empty()
+        };
+        let rows = job.plan();
+        if rows > MAX_EXPLAIN_ROWS {
+            return Err(Error::ExplanationTooLarge { pairs: job.slots.len(), rows, max_rows: MAX_EXPLAIN_ROWS });
+        }
+        Ok(job)
     }
 
     /// Runs the job's next pairs, as many as fill `max_rows` token rows (padding counted; at least
     /// one pair). Returns whether the job is done.
     pub async fn explain_step(&mut self, job: &mut ExplainJob, max_rows: usize) -> Result<bool> {
-        let rest = &job.pairs[job.logits.len()..];
-        let (mut take, mut longest) = (0, 0);
-        while take < rest.len() && (take == 0 || (take + 1) * longest.max(rest[take].1.ids.len()) <= max_rows) {
-            longest = longest.max(rest[take].1.ids.len());
-            take += 1;
+        let mut chunk: Vec<PairEncoding> = Vec::new();
+        let mut longest = 0;
+        for i in job.logits.len()..job.slots.len() {
+            let pair = job.pair(i);
+            longest = longest.max(pair.ids.len());
+            if !chunk.is_empty() && (chunk.len() + 1) * longest > max_rows {
+                break;
+            }
+            chunk.push(pair);
         }
-        let chunk: Vec<&PairEncoding> = rest[..take].iter().map(|(_, pair)| pair).collect();
-        let logits = self.logits_of(&chunk).await?;
+        let logits = self.logits_of(&chunk.iter().collect::<Vec<_>>()).await?;
         job.logits.extend(logits);
         Ok(job.is_done())
     }
@@ -211,10 +265,10 @@ impl<B: Backend> ZeroShotClassifier<B> {
             return Err(Error::Backend("explain_result: the job has pairs left to run".into()));
         }
         if let Some(i) = job.logits.iter().position(|l| l.iter().any(|v| !v.is_finite())) {
-            let label = job.labels[label_of(job.pairs[i].0)].clone();
+            let label = job.labels[label_of(job.slots[i])].clone();
             return Err(Error::NonFiniteLogits { label, logits: job.logits[i].clone() });
         }
-        let full: Vec<Vec<f32>> = (0..job.labels.len()).map(|l| full_logits(&job, l).to_vec()).collect();
+        let full: Vec<Vec<f32>> = job.full_at.iter().map(|&i| job.logits[i].clone()).collect();
         let scores = self.scores(&full, job.independent);
         let order = ranked(&scores); // best first, as the classification lists them
         let words = job
@@ -249,10 +303,7 @@ impl<B: Backend> ZeroShotClassifier<B> {
         order: &[usize],
         w: usize,
     ) -> Vec<(String, f64)> {
-        let occluded = |label: usize| {
-            let i = job.pairs.iter().position(|(slot, _)| *slot == Slot::Without { label, word: w })?;
-            Some(&job.logits[i])
-        };
+        let occluded = |label: usize| Some(&job.logits[job.without_at[label][w]?]);
         order
             .iter()
             .filter_map(|&label| {
@@ -295,12 +346,6 @@ fn label_of(slot: Slot) -> usize {
     match slot {
         Slot::Full { label } | Slot::Without { label, .. } => label,
     }
-}
-
-/// The logits of `label`'s full pair.
-fn full_logits(job: &ExplainJob, label: usize) -> &[f32] {
-    let i = job.pairs.iter().position(|(slot, _)| *slot == Slot::Full { label }).unwrap_or(0);
-    &job.logits[i]
 }
 
 #[cfg(test)]

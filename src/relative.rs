@@ -54,10 +54,11 @@ impl RelativeAttention {
         if abs <= mid {
             return distance;
         }
-        // torch: abs / mid as f32, log((max_position - 1) / mid) from a Python float, both f32.
+        // torch: abs / mid as f32, log((max_position - 1) / mid) from a Python float, both f32. The
+        // config check keeps the ratio above 1; a saturating cast and sums keep any value finite.
         let ratio = ((max_position - 1) as f64 / mid as f64) as f32;
         let log = ((abs as f32 / mid as f32).ln() / ratio.ln() * (mid - 1) as f32).ceil();
-        (log as i64 + mid) * distance.signum()
+        (log as i64).saturating_add(mid).saturating_mul(distance.signum())
     }
 
     /// The row of the relative embeddings for each distance from `-(max_tokens - 1)` to
@@ -66,7 +67,7 @@ impl RelativeAttention {
     pub fn rows(&self, max_tokens: usize) -> Vec<f32> {
         let (span, last) = (self.span() as i64, 2 * self.span() as i64 - 1);
         let reach = max_tokens.saturating_sub(1) as i64;
-        (-reach..=reach).map(|d| (self.bucket(d) + span).clamp(0, last) as f32).collect()
+        (-reach..=reach).map(|d| self.bucket(d).saturating_add(span).clamp(0, last) as f32).collect()
     }
 }
 

@@ -420,7 +420,8 @@ fn max_len(model_max_length: Option<f64>, config: &Config, specials: usize) -> R
         Some(m) if m < positions as f64 => (m.max(0.0) as usize, "tokenizer_config.json", "model_max_length", m),
         _ => (positions, "config.json", "max_position_embeddings", positions as f64),
     };
-    let cuts = config.absolute_positions || limit < positions;
+    // transformers cuts at model_max_length whenever it has one that a text can reach.
+    let cuts = config.absolute_positions || model_max_length.is_some_and(|m| m <= positions as f64);
     if limit < specials + 2 {
         return Err(Error::Field {
             file,

@@ -296,7 +296,11 @@ impl Explainer {
     /// (start and end in chars), once every pair has run.
     pub fn result(&self) -> Result<String, JsError> {
         let inner = self.inner.try_borrow().map_err(|_| js_error("a classify call is running"))?;
-        let job = std::mem::replace(&mut *self.job.try_borrow_mut().map_err(js_error)?, ExplainJob::empty());
+        let mut job = self.job.try_borrow_mut().map_err(js_error)?;
+        if !job.is_done() {
+            return Err(js_error("the explanation has pairs left to run: step until it resolves true"));
+        }
+        let job = std::mem::replace(&mut *job, ExplainJob::empty());
         let explanation = match &*inner {
             Inner::Cpu(c) => c.explain_result(job),
             Inner::Gpu(c) => c.explain_result(job),

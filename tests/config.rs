@@ -254,7 +254,20 @@ fn deberta_refusals_name_the_option() {
     refused(&|v| v["attention_head_size"] = json!(32), "attention_head_size is 32");
     refused(&|v| v["pooler_hidden_size"] = json!(768), "pooler_hidden_size is 768");
     refused(&|v| v["position_buckets"] = json!(1), "position_buckets is 1");
-    refused(&|v| v["position_buckets"] = json!(9000), "position_buckets is 9000; at most 8194");
+    refused(&|v| v["position_buckets"] = json!(1025), "position_buckets is 1025; at most 1024");
+    refused(&|v| v["pos_att_type"] = json!([]), r#"pos_att_type names neither "c2p" nor "p2c""#);
+    // transformers runs these, but its buckets would not grow with the distance (a log ratio of 1 or less).
+    refused(
+        &|v| v["max_relative_positions"] = json!(64),
+        "max_relative_positions is 64; with 256 position_buckets it must be over 129",
+    );
+    refused(
+        &|v| {
+            v["position_buckets"] = json!(4);
+            v["max_relative_positions"] = json!(3);
+        },
+        "max_relative_positions is 3",
+    );
     refused(&|v| v["pooler_hidden_act"] = json!("swish"), r#"activation "swish" is not supported"#);
     refused(&|v| v["embedding_size"] = json!(0), "embedding_size must be at least 1");
     refused(&|v| v["architectures"] = json!(["DebertaV2ForMaskedLM"]), r#"architectures names "DebertaV2ForMaskedLM""#);

@@ -124,3 +124,18 @@ fn an_explanation_is_its_classification_plus_the_words() {
     let json = serde_json::to_value(&explained).unwrap();
     assert!(json["words"][0]["effects"]["delivery"].is_number() && json["words"][0]["text"] == "The", "{json}");
 }
+
+/// An explanation over its bound of token rows is refused with the numbers, before any forward:
+/// a text transformers does not cut (deberta-v3: relative positions only) of 2,000 words.
+#[test]
+fn an_explanation_over_its_bound_is_refused_with_the_numbers() {
+    let c = classifier("deberta-v3", CpuBackend::new(1));
+    let labels = vec!["a".to_string()];
+    let text = "word ".repeat(1500);
+    let err = c.explain_job(&text, &labels, &Options::default()).err().expect("refused").to_string();
+    let bound = zeroshot::explain::MAX_EXPLAIN_ROWS;
+    assert!(
+        err.contains("1501 pairs") && err.contains(&format!("over the {bound} zeroshot explains at once")),
+        "{err}"
+    );
+}

@@ -160,4 +160,15 @@ fn a_text_too_long_for_an_uncut_model_is_refused_not_cut() {
     let cut = Checkpoint::load(files("deberta-c2p")).unwrap().tokenizer;
     let enc = cut.encode_pair(&long, "This example is politics.").unwrap();
     assert_eq!((enc.ids.len(), enc.truncated), (512, true));
+    // A model_max_length of exactly zeroshot's bound is transformers' cut, and so is zeroshot's.
+    let f = files("deberta-v3");
+    let config = Config::from_json(&f.config_json).unwrap();
+    let at_bound = format!(r#"{{"model_max_length": {limit}, "tokenizer_class": "DebertaV2Tokenizer"}}"#);
+    let tok = NliTokenizer::new(
+        TokenizerFiles { tokenizer_config: Some(at_bound.as_bytes()), ..f.tokenizer_files() },
+        &config,
+    )
+    .unwrap();
+    let enc = tok.encode_pair(&long, "This example is politics.").unwrap();
+    assert_eq!((enc.ids.len(), enc.truncated), (limit, true));
 }

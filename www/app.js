@@ -205,6 +205,8 @@ function onProgress({ file, loaded, total, cached }) {
 
 const fieldsKey = () => `${$('model').value.trim()}|${$('revision').value.trim()}|${$('backend').value}`;
 const modelKey = () => localFiles ?? fieldsKey();
+/** The model in use as a string that a result keeps (picked files by their names). */
+const modelName = () => (localFiles ? `files: ${localFiles.map((f) => f.name).join(', ')}` : fieldsKey());
 
 /** `?threads=N`: at most N CPU threads (the benchmark's 1-thread page); else 0, every core. */
 const threadsParam = () => (/^\d+$/.test(params.get('threads') ?? '') ? Number(params.get('threads')) : 0);
@@ -402,7 +404,8 @@ async function classifyOne() {
   try {
     const c = await classifier();
     const started = performance.now();
-    const asked = { text: $('text').value, labels: $('labels').value, options: { hypothesisTemplate: $('template').value, multiLabel: $('multi').checked } };
+    const options = { hypothesisTemplate: $('template').value, multiLabel: $('multi').checked };
+    const asked = { text: $('text').value, labels: $('labels').value, options, model: modelName() };
     const r = await c.classify(asked.text, asked.labels, asked.options);
     const ms = performance.now() - started;
     $('run-info').textContent = `${c.backend === 'webgpu' ? 'WebGPU' : 'CPU'}, ${ms.toFixed(0)} ms${r.truncated ? ', text truncated to fit the model' : ''}`;
@@ -430,6 +433,7 @@ async function explainOne() {
   const started = performance.now();
   try {
     const c = await classifier();
+    sameModel(classified.model, 'This result was classified');
     const onProgress = ({ done, total }) => {
       $('why-progress').value = done / total;
       $('why-info').textContent = `${done} of ${total} pairs…`;
@@ -442,6 +446,14 @@ async function explainOne() {
     else showError(e);
   } finally {
     $('why-cancel').hidden = $('why-progress').hidden = true;
+  }
+}
+
+/** Explanations come from the model that gave the scores: `what` came from `model`, another than the
+ * one in use, is an error (classify again first), never effects of one model against another's scores. */
+function sameModel(model, what) {
+  if (model !== undefined && model !== modelName()) {
+    throw new Error(`${what} with another model (${model}): classify again to explain them with the one in use.`);
   }
 }
 
@@ -471,6 +483,7 @@ async function explainAll() {
   const started = performance.now();
   try {
     const c = await classifier();
+    sameModel(bulk.model, 'These answers were classified');
     const options = { hypothesisTemplate: bulk.template ?? $('template').value, multiLabel: bulk.multi, signal: abort.signal };
     for (const [i, row] of todo.entries()) {
       row.words = (await c.explain(row.sequence, bulk.labels, options)).words;
@@ -755,7 +768,7 @@ async function classifyAll() {
   let next = null;
   try {
     const c = await classifier();
-    next = { labels: parseLabels($('labels').value), multi: $('multi').checked, template: $('template').value, demo: loadedDemo, rows: [] };
+    next = { labels: parseLabels($('labels').value), multi: $('multi').checked, template: $('template').value, model: modelName(), demo: loadedDemo, rows: [] };
     await classifyRows(c, texts, next);
   } catch (e) {
     if (e.name === 'AbortError') $('bulk-info').textContent = `Cancelled after ${next?.rows.length ?? 0} of ${texts.length}.`;
@@ -831,8 +844,8 @@ function checkedResults(kept) {
   const word = (w) => w && typeof w.text === 'string' && Number.isInteger(w.start) && Number.isInteger(w.end) && w.effects
     && typeof w.effects === 'object' && Object.entries(w.effects).every(([l, v]) => labels.includes(l) && Number.isFinite(v));
   for (const r of rows) if (r.words !== undefined && !(Array.isArray(r.words) && r.words.every(word))) delete r.words;
-  const template = typeof kept.template === 'string' ? kept.template : undefined;
-  return rows.length ? { labels, multi: kept.multi === true, template, demo: kept.demo === true, rows } : null;
+  const [template, model] = [kept.template, kept.model].map((v) => (typeof v === 'string' ? v : undefined));
+  return rows.length ? { labels, multi: kept.multi === true, template, model, demo: kept.demo === true, rows } : null;
 }
 
 const parsed = (json) => {

@@ -5,6 +5,9 @@
 const TOWARDS = [47, 98, 208]; // the accent blue: the word pushed the score up
 const AGAINST = [214, 88, 34]; // orange: it pushed the score down
 const signed = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
+/** A word's effect on `label`, or undefined where it has none (only its own keys count: a label
+ * may be called "constructor"). */
+const effectOf = (word, label) => (Object.hasOwn(word.effects, label) ? word.effects[label] : undefined);
 const element = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
   node.append(...children);
@@ -20,8 +23,8 @@ function shade(effect, largest) {
 
 /** What one word did to `label`, in words (the tooltip, and the screen reader's table). */
 function said(word, label) {
-  const effect = word.effects[label];
-  if (effect === undefined) return `“${word.text}”: not in ${label}'s pair (the text was cut before it)`;
+  const effect = effectOf(word, label);
+  if (effect === undefined) return `“${word.text}”: not in ${label}'s pair (the text was cut before it, or the word has no token of its own)`;
   return `“${word.text}”: ${signed(effect)} ${effect >= 0 ? 'towards' : 'against'} ${label}`;
 }
 
@@ -29,12 +32,12 @@ function said(word, label) {
  * pushed most each way, and every word's number in a table: meaning never rests on colour alone. */
 export function renderExplanation(view, explanation, label) {
   const { sequence, words } = explanation;
-  const largest = Math.max(0, ...words.map((w) => Math.abs(w.effects[label] ?? 0)));
+  const largest = Math.max(0, ...words.map((w) => Math.abs(effectOf(w, label) ?? 0)));
   const text = element('p', { className: 'why-text' });
   let at = 0;
   for (const w of words) {
     text.append(sequence.slice(at, w.start));
-    const effect = w.effects[label];
+    const effect = effectOf(w, label);
     const mark = element('span', { className: effect === undefined ? 'word uncounted' : 'word', title: said(w, label) }, w.text);
     if (effect !== undefined) mark.style.background = shade(effect, largest);
     text.append(mark);
@@ -53,17 +56,17 @@ function legend(label) {
 
 /** The three words that pushed most towards the label and the three most against it. */
 function strongest(words, label) {
-  const counted = words.filter((w) => w.effects[label] !== undefined).sort((a, b) => b.effects[label] - a.effects[label]);
-  const list = (ws) => ws.map((w) => `${w.text} (${signed(w.effects[label])})`).join(', ') || 'none';
-  const up = counted.filter((w) => w.effects[label] > 0).slice(0, 3);
-  const down = counted.filter((w) => w.effects[label] < 0).reverse().slice(0, 3);
+  const counted = words.filter((w) => effectOf(w, label) !== undefined).sort((a, b) => effectOf(b, label) - effectOf(a, label));
+  const list = (ws) => ws.map((w) => `${w.text} (${signed(effectOf(w, label))})`).join(', ') || 'none';
+  const up = counted.filter((w) => effectOf(w, label) > 0).slice(0, 3);
+  const down = counted.filter((w) => effectOf(w, label) < 0).reverse().slice(0, 3);
   return element('p', { className: 'why-top' }, element('strong', { textContent: 'Most towards: ' }), list(up),
     element('strong', { textContent: ' · most against: ' }), list(down));
 }
 
 function table(words, label) {
   const rows = words.map((w) => element('tr', {}, element('td', { textContent: w.text }),
-    element('td', { className: 'num', textContent: w.effects[label] === undefined ? 'not in the pair' : signed(w.effects[label]) })));
+    element('td', { className: 'num', textContent: effectOf(w, label) === undefined ? 'not in the pair' : signed(effectOf(w, label)) })));
   const head = element('tr', {}, element('th', { textContent: 'word' }), element('th', { textContent: `effect on ${label}` }));
   return element('details', { className: 'why-all' }, element('summary', { textContent: 'Every word’s effect' }),
     element('table', {}, element('thead', {}, head), element('tbody', {}, ...rows)));
@@ -88,7 +91,7 @@ export function wordsByLabel(rows, labels, bucketsOf) {
     for (const label of bucketsOf(row).filter((b) => out.has(b))) {
       const words = out.get(label);
       for (const w of row.words) {
-        const effect = w.effects[label];
+        const effect = effectOf(w, label);
         if (!(effect > 0)) continue;
         const key = wordKey(w.text);
         const entry = words.get(key) ?? words.set(key, { key, sum: 0, rows: new Set() }).get(key);

@@ -341,7 +341,8 @@ export class ZeroShotClassifier {
     signal?.throwIfAborted();
     const message = { op: 'explain', text, labels: labelList(labels, 'explain'), template: hypothesisTemplate, multiLabel };
     await this.#start();
-    const id = this.#nextId;
+    signal?.throwIfAborted(); // aborted while the model loaded
+    const id = this.#nextId; // the id #call gives the message below
     const abort = () => this.#worker?.postMessage({ op: 'cancel', target: id });
     signal?.addEventListener('abort', abort, { once: true });
     try {
@@ -364,6 +365,8 @@ export class ZeroShotClassifier {
   async *classifyMany(texts, labels, { onProgress, signal, batchSize = 16, explain = false, ...options } = {}) {
     const all = Array.from(texts);
     if (explain) {
+      // A problem every text shares (no labels, a bad template) rejects here, as classifyBatch's would.
+      await this.classifyBatch([], labels, options);
       for (const [i, text] of all.entries()) {
         signal?.throwIfAborted();
         yield await this.explain(text, labels, { ...options, signal }).catch((e) => {

@@ -689,8 +689,10 @@ const classifyBatch = ({ texts, labels, template, multiLabel }) =>
 // Token rows per explanation step: a full-size model's 25-word answer x 5 labels (130 pairs of
 // about 40 tokens) runs in 3 steps, with a progress report and a chance to stop after each.
 const EXPLAIN_STEP_ROWS = 2048;
-// Explanations to stop (their call ids), set by 'cancel' messages, which are read at once, not queued.
+// Explanations to stop (their call ids), set by 'cancel' messages, which are read at once, not
+// queued; only for calls still queued or running (`open`), so a late cancel leaves nothing behind.
 const cancelled = new Set();
+const open = new Set();
 
 /** Each word's effect on each label (see src/explain.rs), in steps: progress is posted after each,
  * and a 'cancel' for this call ends it there. */
@@ -742,10 +744,12 @@ async function handle(msg) {
     self.postMessage({ id, error, crashed: trap || (['classify', 'classifyBatch', 'explain'].includes(op) && !classifier) });
   } finally {
     cancelled.delete(id);
+    open.delete(id);
   }
 }
 
 self.onmessage = ({ data }) => {
-  if (data.op === 'cancel') return cancelled.add(data.target);
+  if (data.op === 'cancel') return open.has(data.target) && cancelled.add(data.target);
+  open.add(data.id);
   queue = queue.then(() => handle(data));
 };

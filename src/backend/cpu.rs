@@ -612,7 +612,7 @@ fn attend(
             let s = MatMut { data: block, row_stride: len, col_stride: 1 };
             matmul(rows, len, hd, q_bh, k_t, s, false, scale, gemm::Parallelism::None)?;
             if let Some(terms) = &terms {
-                terms.add(&mut scores[..rows * len], q0);
+                terms.add(&mut scores[..rows * len], q0)?;
             }
             // Every key is a real token (the padding rows were left out): no mask to add.
             scores[..rows * len].chunks_exact_mut(len).for_each(softmax_row);
@@ -725,9 +725,10 @@ impl Backend for CpuBackend {
         Packed::new(batch)
     }
 
-    /// `LayerNorm((word[id] + token_type[type]) + position[first_position + t])`, summed in
-    /// transformers' order (no position where the model has none; DeBERTa's `embed_proj` on the
-    /// sum before the LayerNorm where its embeddings are narrower).
+    /// `LayerNorm((word[id] + token_type[type]) + position[first_position + t])`, summed in BERT's
+    /// order (DeBERTa's is (word + position) + type: the same sum but for rounding, where a model
+    /// has both), no position where the model has none, DeBERTa's `embed_proj` on the sum before
+    /// the LayerNorm where its embeddings are narrower.
     fn embed(&mut self, input: &Packed, emb: &Embeddings) -> Result<Tensor> {
         let (vocab, width) = dims(&emb.word_embeddings)?;
         let (n_types, types) = (dims(&emb.token_type_embeddings)?.0, emb.token_type_embeddings.data()?);

@@ -2,10 +2,11 @@
 //! one sequence's attention scores head by head ([`crate::relative`]). For a sequence of n tokens
 //! and nq query rows, the distances a - b run from -(n - 1) to nq - 1 and map to a contiguous run
 //! of W rows of the projected relative embeddings (the map is monotonic), with W at most
-//! min(2 span, n + nq - 1). Per head, gemm multiplies the queries with those W position keys
-//! ([nq, W]) and the keys with the W position queries ([n, W]); each score then gathers its two
-//! terms by its distance's row. With one query row (the last layer's [CLS]) each key needs one
-//! position query only, so p2c is n dot products instead of an [n, W] product.
+//! min(2 span, n + nq - 1). Per head, gemm multiplies the keys with those W position queries
+//! ([n, W], once) and each block of queries with the W position keys ([rows, W], as the block's
+//! scores are made); each score then gathers its two terms by its distance's row. With one query
+//! row (the last layer's [CLS]) each key needs one position query only, so p2c is n dot products
+//! instead of an [n, W] product.
 
 use super::{MatMut, MatRef, dims, matmul};
 use crate::backend::Positions;
@@ -33,7 +34,8 @@ impl Distances {
             return Err(Error::Backend(format!("relative positions: {n} tokens past the table's {}", zero + 1)));
         }
         let rows: Vec<usize> = table[zero + 1 - n..zero + nq].iter().map(|&r| r as usize).collect();
-        let (first, last) = (rows[0], rows[rows.len() - 1]); // monotonic in the distance
+        // The map is monotonic in the distance (the config check sees to it); min and max hold anyway.
+        let (first, last) = (rows.iter().min().copied().unwrap_or(0), rows.iter().max().copied().unwrap_or(0));
         let rows = rows.into_iter().map(|r| r - first).collect();
         Ok(Distances { rows, first, width: last - first + 1, n, nq })
     }
@@ -44,11 +46,15 @@ impl Distances {
     }
 }
 
-/// One head's c2p ([nq, W]) and p2c ([n, W], or [n] for one query row) terms of a sequence.
-pub(super) struct Terms<'d> {
-    distances: &'d Distances,
-    c2p: Option<Vec<f32>>,
+/// One head's relative terms of a sequence: p2c ([n, W], or [n] for one query row) computed
+/// once; c2p ([rows, W]) for each block of query rows as its scores are made, so that no [nq, W]
+/// is held for a long text.
+pub(super) struct Terms<'a> {
+    distances: &'a Distances,
+    /// The head's queries, and the position keys of the rows used, transposed ([hd, W]).
+    c2p: Option<(MatRef<'a>, MatRef<'a>)>,
     p2c: Option<Vec<f32>>,
+    hd: usize,
     scale: f32,
 }
 
@@ -64,9 +70,14 @@ pub(super) struct Head {
     pub hd: usize,
 }
 
-impl<'d> Terms<'d> {
+impl<'a> Terms<'a> {
     /// The terms of `head` for the distances `d`.
-    pub(super) fn new(qkv: &[f32], head: Head, positions: &Positions<Tensor>, d: &'d Distances) -> Result<Terms<'d>> {
+    pub(super) fn new(
+        qkv: &'a [f32],
+        head: Head,
+        positions: &Positions<'a, Tensor>,
+        d: &'a Distances,
+    ) -> Result<Terms<'a>> {
         let projected = positions.projected.data()?;
         let (rows, pw) = dims(positions.projected)?;
         let h0 = head.column;
@@ -78,29 +89,31 @@ impl<'d> Terms<'d> {
             |column: usize| MatRef { data: &projected[d.first * pw + column + h0..], row_stride: 1, col_stride: pw };
         let q = MatRef { data: &qkv[head.first + h0..], row_stride: head.width, col_stride: 1 };
         let k = MatRef { data: &qkv[head.first + head.dim + h0..], row_stride: head.width, col_stride: 1 };
-        let product = |rows: usize, a: MatRef, b: MatRef| -> Result<Vec<f32>> {
-            let mut c = vec![0.0; rows * d.width];
-            let out = MatMut { data: &mut c, row_stride: d.width, col_stride: 1 };
-            matmul(rows, d.width, head.hd, a, b, out, false, 1.0, gemm::Parallelism::None)?;
-            Ok(c)
-        };
-        let c2p = positions.c2p.then(|| product(d.nq, q, block(positions.key_column(head.dim)))).transpose()?;
+        let c2p = positions.c2p.then(|| (q, block(positions.key_column(head.dim))));
         let p2c = match (positions.p2c, d.nq) {
             (false, _) => None,
             (true, 1) => Some(own_position_queries(qkv, head, projected, pw, d)),
-            (true, _) => Some(product(d.n, k, block(0))?),
+            (true, _) => Some(product(d.n, d.width, head.hd, k, block(0))?),
         };
-        Ok(Terms { distances: d, c2p, p2c, scale: positions.scale })
+        Ok(Terms { distances: d, c2p, p2c, hd: head.hd, scale: positions.scale })
     }
 
     /// Adds the terms, scaled, to the scores of query rows `q0..` ([rows, n]).
-    pub(super) fn add(&self, scores: &mut [f32], q0: usize) {
+    pub(super) fn add(&self, scores: &mut [f32], q0: usize) -> Result<()> {
         let d = self.distances;
+        let rows = scores.len() / d.n.max(1);
+        let c2p = match self.c2p {
+            Some((q, keys)) => {
+                let q = MatRef { data: q.data.get(q0 * q.row_stride..).unwrap_or_default(), ..q };
+                Some(product(rows, d.width, self.hd, q, keys)?)
+            }
+            None => None,
+        };
         for (i, row) in scores.chunks_exact_mut(d.n).enumerate() {
             let a = q0 + i;
             for (b, s) in row.iter_mut().enumerate() {
                 let r = d.row(a, b);
-                let c2p = self.c2p.as_ref().map_or(0.0, |c| c[a * d.width + r]);
+                let c2p = c2p.as_ref().map_or(0.0, |c| c[i * d.width + r]);
                 let p2c = match &self.p2c {
                     Some(p) if d.nq == 1 => p[b],
                     Some(p) => p[b * d.width + r],
@@ -109,7 +122,16 @@ impl<'d> Terms<'d> {
                 *s += (c2p + p2c) * self.scale;
             }
         }
+        Ok(())
     }
+}
+
+/// `a [rows, hd] @ b [hd, width]`, a new [rows, width].
+fn product(rows: usize, width: usize, hd: usize, a: MatRef, b: MatRef) -> Result<Vec<f32>> {
+    let mut c = vec![0.0; rows * width];
+    let out = MatMut { data: &mut c, row_stride: width, col_stride: 1 };
+    matmul(rows, width, hd, a, b, out, false, 1.0, gemm::Parallelism::None)?;
+    Ok(c)
 }
 
 /// p2c for query row 0 alone: each key b dotted with the position query of distance -b: [n].
